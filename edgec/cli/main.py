@@ -1,0 +1,199 @@
+"""The ``edgec`` command: thin adapters from flags to the same config objects and API a Python user
+calls. Only this module exits the process; ``EdgecError``s become one line and a documented code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import EXIT_CODES, EdgecError
+
+EPILOG = "exit codes:\n" + "\n".join(f"  {k:>3}  {v}" for k, v in EXIT_CODES.items())
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgec", description="Compile a trained model for an edge target, prove "
+                                "it is still right, and measure it.", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks and tool logs")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks and tool logs")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    b = sub.add_parser("build", parents=[common], help="convert a model for a target (PyTorch/ONNX/TF/Keras -> TFLite)",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("model", nargs="?", help="model file: .pt (TorchScript), .pt2 (torch.export), .onnx, "
+                   ".keras/.h5, .tflite, or a SavedModel directory")
+    b.add_argument("--target", "-t", help="target profile name (see `edgec targets`) or a profile file")
+    b.add_argument("-o", "--out", help="output directory (default: edgec-out)")
+    b.add_argument("--factory", help="build an eager nn.Module from code: package.module:function")
+    b.add_argument("--route", help="force a route, e.g. onnx,tflite or torch,onnx,saved_model,tflite")
+    b.add_argument("--variants", help="comma-separated variants (default: the target's): fp32,fp16,dynamic_int8")
+    b.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224[:dtype]",
+                   help="static shape (and dtype) of an input; repeat per input")
+    b.add_argument("--keep-layout", action="store_true", help="keep NCHW inputs (default: image inputs -> NHWC)")
+    b.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled nn.Module (runs code!)")
+    b.add_argument("--exporter", choices=["auto", "dynamo", "legacy"], help="torch.onnx exporter")
+    b.add_argument("--opset", type=int, help="ONNX opset for torch export")
+    b.add_argument("--cache-dir", help="step cache directory (default: ~/.cache/edgec)")
+    b.add_argument("--no-cache", action="store_true", help="do not read or write the step cache")
+    b.add_argument("--parity", choices=["fail", "warn"], help="on a parity budget miss: fail (exit 8) or warn")
+    b.add_argument("--config", help="a saved config (JSON/YAML, or a build's manifest.json) to replay")
+    b.add_argument("--dry-run", action="store_true", help="print the resolved config and route, build nothing")
+    b.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    b.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+
+    i = sub.add_parser("inspect", parents=[common], help="show a model's inputs, outputs, ops and parameters")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--trust-pickle", action="store_true")
+
+    t = sub.add_parser("targets", parents=[common], help="list target profiles, or show one")
+    t.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    t.add_argument("name", nargs="?", help="profile name or file (for show)")
+    t.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("demo", parents=[common], help="build the built-in real example: pretrained EfficientNet-Lite0 for rpi4")
+    d.add_argument("-o", "--out", default="edgec-demo")
+    d.add_argument("--target", default="rpi4")
+    d.add_argument("--cache-dir")
+    return p
+
+
+def _build_config(args):
+    from ..config import BuildConfig, load_config_file, parse_shape
+
+    base = load_config_file(args.config) if args.config else {}
+    shapes, dtypes = {}, {}
+    for s in args.input_shape:
+        spec, _, dtype = s.partition(":")
+        name, shape = parse_shape(spec)
+        shapes[name] = shape
+        if dtype:
+            dtypes[name] = dtype
+    flags = {
+        "model": args.model, "target": args.target, "out": args.out, "factory": args.factory,
+        "route": tuple(x for x in args.route.split(",") if x) if args.route else None,
+        "variants": tuple(x for x in args.variants.split(",") if x) if args.variants else None,
+        "input_shapes": shapes or None, "input_dtypes": dtypes or None,
+        "keep_layout": args.keep_layout or None, "trust_pickle": args.trust_pickle or None,
+        "exporter": args.exporter, "opset": args.opset, "cache_dir": args.cache_dir,
+        "use_cache": False if args.no_cache else None, "parity": args.parity,
+    }
+    merged = dict(base)
+    merged.update({k: v for k, v in flags.items() if v is not None})  # CLI > config file > defaults
+    return BuildConfig.from_dict(merged, where=args.config or "flags")
+
+
+def _cmd_build(args) -> int:
+    from ..progress import Progress
+
+    cfg = _build_config(args)
+    if args.dry_run:
+        from ..formats import detect_format
+        from ..planner import plan
+        from ..targets import load_target
+
+        load_target(cfg.target)
+        src = detect_format(cfg.model) if cfg.model else None
+        route = plan(src, __import__("edgec.formats", fromlist=["Format"]).Format.TFLITE, cfg.route) if src else []
+        print(json.dumps({"config": cfg.to_dict(), "route": [c.name for c in route]}, indent=2))
+        return 0
+    from .. import build
+
+    result = build(cfg, Progress(enabled=not (args.quiet or args.json)))
+    if args.json:
+        print(json.dumps(result.manifest, indent=2, default=str))
+    else:
+        from ..summary import render_summary
+
+        print(render_summary(result.manifest, result.out))
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from ..inspect import inspect_model, render_text
+
+    info = inspect_model(args.model, trust_pickle=args.trust_pickle)
+    print(json.dumps(info, indent=2, default=str) if args.json else render_text(info))
+    return 0
+
+
+def _cmd_targets(args) -> int:
+    from ..targets import list_targets, load_target
+
+    if args.action == "show":
+        if not args.name:
+            from ..errors import UsageError
+
+            raise UsageError("`edgec targets show` needs a NAME or a profile FILE")
+        prof = load_target(args.name).to_dict()
+        if args.json:
+            print(json.dumps(prof, indent=2))
+        else:
+            import yaml
+
+            print(yaml.safe_dump(prof, sort_keys=False).rstrip())
+        return 0
+    rows = list_targets()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        if "alias_of" in r:
+            print(f"{r['name']:<18} alias of {r['alias_of']}")
+        else:
+            print(f"{r['name']:<18} {r['runtime']}/{r['delegate']:<8} {','.join(r['variants']):<24} "
+                  f"{r['description']}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from ..examples import run_demo
+
+    print(run_demo(args.out, args.target, args.cache_dir))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from .. import __version__
+
+        print(f"edgec {__version__}")
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    handler = {"build": _cmd_build, "inspect": _cmd_inspect, "targets": _cmd_targets, "demo": _cmd_demo}
+    try:
+        code = handler[args.command](args)
+    except EdgecError as exc:
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"edgec: {exc.kind} error: {exc.one_line()}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("edgec: interrupted", file=sys.stderr)
+        code = 130
+    except Exception as exc:  # a bug: say so in one line unless --debug
+        if args.debug:
+            raise
+        print(f"edgec: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        code = 1
+    return code
+
+
+def entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

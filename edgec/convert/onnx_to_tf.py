@@ -1,0 +1,89 @@
+"""ONNX -> TF SavedModel with onnx2tf.
+
+edgec asks onnx2tf only for what it is needed for: the Keras graph (``disable_model_save``), and
+writes the SavedModel itself with one ``serving_default`` signature whose inputs and outputs carry
+the ONNX names (sanitized). onnx2tf's own TFLite export, which is most of its run time, is skipped;
+TF->TFLite is its own, cached edge.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..errors import ConversionError, require
+from ..formats import Format
+from ..loaders import onnx_io, sanitize
+from . import Converter, StepContext, register
+from ._onnx2tf import run_onnx2tf
+
+
+def layout_perm(src_shape, dst_shape, hinted_nhwc: bool | None = None):
+    """The permutation p with dst == src[p], preferring channels-last when both fit."""
+    src, dst = list(src_shape), list(dst_shape)
+    rank = len(src)
+    last = [0, *range(2, rank), 1] if rank >= 3 else list(range(rank))
+    if rank >= 3 and [src[i] for i in last] == dst and (hinted_nhwc or src != dst):
+        return last
+    if src == dst or any(d is None for d in dst):
+        return list(range(rank))
+    if rank >= 3 and [src[i] for i in last] == dst:
+        return last
+    return None
+
+
+def layout_name(perm, rank: int, keep: str = "") -> str | None:
+    if rank == 4:
+        return "NHWC" if perm == [0, 2, 3, 1] else "NCHW"
+    if rank == 3:
+        return "NWC" if perm == [0, 2, 1] else "NCW"
+    return keep or None
+
+
+def _convert(ctx: StepContext) -> dict:
+    tf = require("tensorflow", purpose="ONNX to TF SavedModel")
+    with tempfile.TemporaryDirectory(prefix="edgec-onnx2tf-") as work:
+        keras_model, onnx_model, log, resolved = run_onnx2tf(ctx.input, Path(work), ctx.inputs, ctx.settings,
+                                                             disable_model_save=True)
+        ctx.log.append(log)
+        _, onnx_outs = onnx_io(onnx_model)
+        layouts = getattr(keras_model, "onnx_output_layouts", {}) or {}
+        in_names = [sanitize(s.name) for s in resolved]
+        out_names = [sanitize(s.name) for s in onnx_outs]
+        if len(keras_model.inputs) != len(resolved) or len(keras_model.outputs) != len(onnx_outs):
+            raise ConversionError("onnx2tf's graph has a different number of inputs/outputs than the ONNX",
+                                  where=str(ctx.input))
+        sig = [tf.TensorSpec(t.shape, t.dtype, name=n) for t, n in zip(keras_model.inputs, in_names)]
+
+        @tf.function(input_signature=sig)
+        def serve(*xs):
+            ys = keras_model(list(xs) if len(xs) > 1 else xs[0])
+            if not isinstance(ys, (list, tuple)):
+                ys = [ys]
+            return {n: tf.identity(y, name=n) for n, y in zip(out_names, ys)}
+
+        holder = tf.Module()
+        holder.model = keras_model
+        holder.serve = serve
+        try:
+            tf.saved_model.save(holder, str(ctx.output), signatures={"serving_default": serve})
+        except Exception as exc:
+            raise ConversionError(f"writing the SavedModel failed: {str(exc)[:300]}", where=str(ctx.input)) from exc
+        io_map = {"inputs": [], "outputs": []}
+        for spec, t, n in zip(resolved, keras_model.inputs, in_names):
+            perm = layout_perm(spec.shape, tuple(t.shape))
+            io_map["inputs"].append({"source": spec.name, "name": n, "shape": list(t.shape), "perm": perm,
+                                     "layout": layout_name(perm, len(spec.shape))})
+        for spec, t, n in zip(onnx_outs, keras_model.outputs, out_names):
+            perm = layout_perm(spec.shape, tuple(t.shape), layouts.get(spec.name))
+            io_map["outputs"].append({"source": spec.name, "name": n, "shape": list(t.shape), "perm": perm,
+                                      "layout": layout_name(perm, len(spec.shape))})
+        require("tf_keras").backend.clear_session()
+    return {"io": io_map}
+
+
+register(Converter(
+    name="onnx_to_tf", src=Format.ONNX, dst=Format.SAVED_MODEL, run=_convert,
+    tools=("onnx2tf", "tensorflow", "tf-keras", "onnx", "onnxsim"),
+    uses=("input_shapes", "keep_layout"), cost=1.0,
+    description="onnx2tf builds the Keras graph; edgec writes a SavedModel with the ONNX I/O names"))

@@ -1,0 +1,76 @@
+"""TF SavedModel -> TFLite with TFLiteConverter, one call per variant.
+
+Only builtin TFLite ops are allowed: a model that would need Flex (select TF) ops cannot run on the
+interpreters edgec targets, so the converter's list of missing ops becomes one error naming them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import ConversionError, UnsupportedOpsError, require
+from ..formats import Format
+from . import Converter, StepContext, register
+
+VARIANT_OPTIONS = {
+    "fp32": {},
+    "fp16": {"optimizations": True, "supported_types": "float16"},
+    "dynamic_int8": {"optimizations": True},
+}
+
+
+def configure(converter, variant: str, tf) -> None:
+    if variant not in VARIANT_OPTIONS:
+        raise ConversionError(f"variant '{variant}' needs calibration data (not produced by this edge)",
+                              hint="build fp32, fp16 or dynamic_int8")
+    opts = VARIANT_OPTIONS[variant]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if opts.get("optimizations"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if opts.get("supported_types") == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+
+
+def unsupported_from_message(text: str) -> dict[str, list[str]]:
+    """Pull every op name (and location when given) out of a TFLiteConverter error."""
+    ops: dict[str, list[str]] = {}
+    for m in re.finditer(r"'(tf\.[A-Za-z0-9_]+)' op is neither a custom op nor a flex op", text):
+        ops.setdefault(m.group(1), [])
+    for m in re.finditer(r"loc\(\"([^\"]+)\"\)[^\n]*?'(tf\.[A-Za-z0-9_]+)' op is neither", text):
+        ops.setdefault(m.group(2), []).append(m.group(1))
+    for m in re.finditer(r"Some ops are not supported by the native TFLite runtime[^\n]*\n((?:\s*tf\.[^\n]*\n?)+)", text):
+        for line in m.group(1).splitlines():
+            mm = re.match(r"\s*(tf\.[A-Za-z0-9_]+)", line)
+            if mm:
+                ops.setdefault(mm.group(1), [])
+    return {k: (v or ["(tf graph)"]) for k, v in ops.items()}
+
+
+def _convert(ctx: StepContext) -> dict:
+    tf = require("tensorflow", purpose="TF to TFLite")
+    variant = ctx.settings.get("variant", "fp32")
+    try:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(ctx.input), signature_keys=["serving_default"])
+    except Exception as exc:
+        raise ConversionError(f"cannot load the SavedModel for TFLite conversion: {str(exc)[:300]}",
+                              where=str(ctx.input)) from exc
+    configure(converter, variant, tf)
+    try:
+        blob = converter.convert()
+    except Exception as exc:
+        text = str(exc)
+        ops = unsupported_from_message(text)
+        if ops:
+            raise UnsupportedOpsError("tf->tflite (TFLite builtins)", ops, where=str(ctx.input),
+                                      hint="these TF ops have no builtin TFLite kernel; rewrite them in the "
+                                           "source model") from exc
+        raise ConversionError(f"TFLiteConverter failed: {text.strip().splitlines()[-1][:300] if text.strip() else exc!r}",
+                              where=str(ctx.input)) from exc
+    ctx.output.write_bytes(blob)
+    return {"variant": variant}
+
+
+register(Converter(
+    name="tf_to_tflite", src=Format.SAVED_MODEL, dst=Format.TFLITE, run=_convert,
+    tools=("tensorflow",), uses=("variant",), cost=1.0,
+    description="TFLiteConverter.from_saved_model, builtin ops only, per variant"))

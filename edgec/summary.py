@@ -1,0 +1,44 @@
+"""The human summary printed after a build (the manifest is the machine-readable record)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def render_summary(m: dict, out: Path) -> str:
+    t = m["target"]
+    lines = [f"edgec {m['edgec_version']}: {m['source']['path'] or m['source']['factory']} -> {t['name']} "
+             f"({t['device']['name']}, {t['runtime']['name']}/{t['runtime']['delegate']})",
+             f"route: {' -> '.join(m['route'])}"]
+    for s in m["steps"]:
+        when = "cached" if s["cached"] else f"{s['seconds']:.1f}s"
+        extra = f" [{s['variant']}]" if s.get("variant") else ""
+        tool = ", ".join(f"{k} {v}" for k, v in list(s["tools"].items())[:1])
+        lines.append(f"  {s['name']}{extra:<16} {when:>8}   {tool}")
+    io = m.get("tflite_io", {})
+    for kind in ("inputs", "outputs"):
+        for r in io.get(kind, []):
+            lines.append(f"  {kind[:-1]:6} {r['source']}: {r['source_shape']} -> tflite {r['shape']} {r['dtype']}"
+                         f"{' (' + r['layout'] + ')' if r.get('layout') else ''}")
+    lines.append("artifacts:")
+    for a in m["artifacts"]:
+        lines.append(f"  {a['path']:<28} {a['format']:<12} {_fmt_bytes(a['bytes']):>10}  sha256 {a['sha256'][:12]}")
+    for s in m.get("skipped_variants", []):
+        lines.append(f"  (skipped {s['variant']}: {s['reason']})")
+    p = m["parity"]
+    lines.append(f"parity ({p.get('inputs', '')}):")
+    for st in p.get("stages", []):
+        for o in st["outputs"]:
+            top1 = f" top1 {o['top1']:.3f}" if "top1" in o else ""
+            lines.append(f"  {st['stage']:<20} {o['output'][:20]:<20} max_abs {o['max_abs']:.2e}  cos {o['cosine']:.6f}"
+                         f"{top1}  {'ok' if o['ok'] else 'MISS: ' + '; '.join(o['misses'])}")
+    lines.append(f"{'OK' if p.get('ok', True) else 'PARITY MISS'}: wrote {out}/manifest.json")
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""Runners: one interface to run any artifact of the graph on named inputs.
+
+Every runner takes inputs in the *source* model's layout and names, and returns outputs in source
+layout, in the source's output order. Layout permutations (NCHW <-> NHWC) and name mapping
+(sanitized names in TF signatures) are the runner's business, so the comparator never sees them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, require
+from ..formats import Format, TensorSpec
+from ..loaders import sanitize
+
+
+def _inverse(perm):
+    return list(np.argsort(perm)) if perm is not None else None
+
+
+def match_io(source: list[TensorSpec], here: list[TensorSpec], hints: list[bool] | None = None) -> list[dict]:
+    """Pair each source tensor with a tensor here (by name, sanitized name, then order) and find the
+    permutation p with here.shape == source.shape[p]."""
+    from ..convert.onnx_to_tf import layout_perm
+
+    by_name = {t.name: t for t in here}
+    by_clean = {sanitize(t.name.split(":")[0].replace("serving_default_", "")): t for t in here}
+    pairs, used = [], set()
+    for i, s in enumerate(source):
+        t = by_name.get(s.name) or by_clean.get(sanitize(s.name))
+        if t is None or t.name in used:
+            t = next((u for u in here if u.name not in used), None)
+        if t is None:
+            raise InputError(f"cannot find a tensor for '{s.name}' in the converted model")
+        used.add(t.name)
+        hint = hints[i] if hints and i < len(hints) else None
+        perm = layout_perm(s.shape, t.shape, hint) if len(s.shape) == len(t.shape) else None
+        pairs.append({"source": s.name, "name": t.name, "perm": perm})
+    return pairs
+
+
+class Runner:
+    name = "runner"
+
+    def infer(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+
+class TorchRunner(Runner):
+    name = "torch"
+
+    def __init__(self, module):
+        self.module = module
+
+    def infer(self, feed):
+        torch = require("torch")
+        with torch.no_grad():
+            out = self.module(*[torch.from_numpy(np.ascontiguousarray(v)) for v in feed.values()])
+        return [t.detach().cpu().numpy() for t in _flatten(out)]
+
+
+def _flatten(out):
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        res = []
+        for o in out:
+            res.extend(_flatten(o))
+        return res
+    return [out]
+
+
+class OnnxRunner(Runner):
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, source_inputs: list[TensorSpec], threads: int = 0):
+        ort = require("onnxruntime", purpose="running ONNX")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        here = [TensorSpec(i.name, tuple(d if isinstance(d, int) else None for d in i.shape), "")
+                for i in self.sess.get_inputs()]
+        self.pairs = match_io(source_inputs, here)
+
+    def infer(self, feed):
+        args = {p["name"]: _to(feed[p["source"]], p["perm"]) for p in self.pairs}
+        return list(self.sess.run(None, args))
+
+
+def _to(x, perm):
+    return np.ascontiguousarray(np.transpose(x, perm)) if perm is not None else x
+
+
+def _back(y, perm):
+    return np.transpose(y, _inverse(perm)) if perm is not None and y.ndim == len(perm) else y
+
+
+class TFRunner(Runner):
+    name = "tensorflow"
+
+    def __init__(self, path: Path, io_map: dict):
+        tf = require("tensorflow", purpose="running a SavedModel")
+        self.tf = tf
+        self.fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+        self.io = io_map
+
+    def infer(self, feed):
+        args = {m["name"]: self.tf.constant(_to(feed[m["source"]], m["perm"])) for m in self.io["inputs"]}
+        res = self.fn(**args)
+        return [_back(res[m["name"]].numpy(), m["perm"]) for m in self.io["outputs"]]
+
+
+class TFLiteRunner(Runner):
+    name = "tflite"
+
+    def __init__(self, path: Path, source_inputs: list[TensorSpec], source_outputs: list[TensorSpec],
+                 threads: int = 0, out_hints: list[bool] | None = None, reference_kernels: bool = False,
+                 io_map: dict | None = None):
+        from ai_edge_litert import interpreter as lite
+
+        from ..tflite_model import read_tflite
+
+        info = read_tflite(path)
+        kwargs = {"num_threads": threads or None}
+        if reference_kernels:
+            kwargs["experimental_op_resolver_type"] = lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.interp = lite.Interpreter(model_path=str(path), **kwargs)
+        self.sig = None
+        if "serving_default" in info.signatures:
+            sig = info.signatures["serving_default"]
+            self.sig = self.interp.get_signature_runner("serving_default")
+            sig_in = self.sig.get_input_details()
+            here_in = [TensorSpec(k, tuple(int(d) for d in v["shape"]), "") for k, v in sig_in.items()]
+            sig_out = self.sig.get_output_details()
+            here_out = [TensorSpec(k, tuple(int(d) for d in v["shape"]), "") for k, v in sig_out.items()]
+            # Signature maps are sorted by name; restore the model's own output order.
+            order = {name: i for i, name in enumerate(t.name for t in info.outputs)}
+            here_out.sort(key=lambda t: order.get(sig["outputs"].get(t.name, ""), 0))
+        else:
+            self.interp.allocate_tensors()
+            here_in = [TensorSpec(d["name"], tuple(int(x) for x in d["shape"]), "")
+                       for d in self.interp.get_input_details()]
+            here_out = [TensorSpec(d["name"], tuple(int(x) for x in d["shape"]), "")
+                        for d in self.interp.get_output_details()]
+        if io_map and self.sig is not None:
+            # Made from edgec's SavedModel: the signature carries the names edgec chose.
+            self.in_pairs, self.out_pairs = io_map["inputs"], io_map["outputs"]
+        else:
+            self.in_pairs = match_io(source_inputs, here_in)
+            self.out_pairs = match_io(source_outputs, here_out, out_hints) if source_outputs else \
+                [{"source": t.name, "name": t.name, "perm": None} for t in here_out]
+        self.details = {d["name"]: d for d in self.interp.get_input_details()}
+
+    def infer(self, feed):
+        if self.sig is not None:
+            res = self.sig(**{p["name"]: _to(feed[p["source"]], p["perm"]) for p in self.in_pairs})
+            return [_back(res[p["name"]], p["perm"]) for p in self.out_pairs]
+        interp = self.interp
+        for p in self.in_pairs:
+            idx = next(d["index"] for d in interp.get_input_details() if d["name"] == p["name"])
+            interp.set_tensor(idx, _to(feed[p["source"]], p["perm"]))
+        interp.invoke()
+        outs = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
+        return [_back(outs[p["name"]], p["perm"]) for p in self.out_pairs]
+
+
+def runner_for(fmt: Format, path: Path, *, source_inputs, source_outputs, io_map=None, torch_module=None,
+               threads: int = 0, out_hints=None) -> Runner:
+    if fmt in (Format.TORCHSCRIPT, Format.EXPORTED_PROGRAM, Format.TORCH_MODULE):
+        return TorchRunner(torch_module)
+    if fmt is Format.ONNX:
+        return OnnxRunner(path, source_inputs, threads)
+    if fmt is Format.SAVED_MODEL:
+        return TFRunner(path, io_map)
+    if fmt is Format.TFLITE:
+        return TFLiteRunner(path, source_inputs, source_outputs, threads, out_hints, io_map=io_map)
+    raise InputError(f"no runner for format {fmt.value}")
