@@ -121,6 +121,8 @@ def torch_input_specs(module, path: Path | None, fmt: Format, shapes: dict, dtyp
     recorded: dict[str, TensorSpec] = {}
     if fmt is Format.TORCHSCRIPT and path is not None:
         recorded = _torchscript_recorded_specs(path)
+        if recorded and len(recorded) == len(names):
+            names = list(recorded)  # the names chosen when it was saved (save_torchscript's input_names)
     elif fmt is Format.EXPORTED_PROGRAM and path is not None:
         recorded = _exported_program_specs(path)
         names = list(recorded) or names
@@ -247,7 +249,8 @@ def onnx_io(model) -> tuple[list[TensorSpec], list[TensorSpec]]:
 
 
 def resolve_shapes(specs: list[TensorSpec], shapes: dict, dtypes: dict, where: str) -> list[TensorSpec]:
-    """Apply --input-shape to specs; raise naming every input whose dims stay dynamic."""
+    """Apply --input-shape to specs; a free leading (batch) dim alone becomes 1; raise naming every
+    input whose other dims stay dynamic."""
     unknown = sorted(set(shapes) - {s.name for s in specs})
     if unknown:
         raise UsageError(f"--input-shape names unknown input(s) {', '.join(unknown)}", where=where,
@@ -260,6 +263,9 @@ def resolve_shapes(specs: list[TensorSpec], shapes: dict, dtypes: dict, where: s
                 raise UsageError(f"--input-shape {s.name}={'x'.join(map(str, new))} does not fit the model's "
                                  f"shape {list(s.shape)}", where=where)
             s = TensorSpec(s.name, new, dtypes.get(s.name, s.dtype))
+        if not s.is_static and len(s.shape) > 1 and s.shape[0] is None and \
+                TensorSpec(s.name, (1, *s.shape[1:]), s.dtype).is_static:
+            s = TensorSpec(s.name, (1, *s.shape[1:]), s.dtype)  # a free batch dim alone defaults to 1
         if not s.is_static:
             missing.append(f"{s.name}{list(s.shape)}")
         out.append(s)
@@ -303,7 +309,9 @@ def load_keras(path: Path):
 
 def keras_io(model) -> tuple[list[TensorSpec], list[TensorSpec]]:
     def spec(t, i, kind):
-        name = getattr(t, "name", None) or f"{kind}_{i}"
+        history = getattr(t, "_keras_history", None)
+        layer = getattr(history, "operation", None) or getattr(history, "layer", None)
+        name = getattr(layer, "name", None) or getattr(t, "name", None) or f"{kind}_{i}"
         return TensorSpec(name.split(":")[0], tuple(t.shape), tf_dtype_name(t.dtype))
 
     return ([spec(t, i, "input") for i, t in enumerate(model.inputs)],

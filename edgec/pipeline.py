@@ -283,18 +283,34 @@ def _replace(src: Path, dst: Path) -> None:
 
 
 def _tflite_io(inputs, outputs, lite, io_meta) -> dict:
+    """Each source input/output with the TFLite signature name, tensor, shape, dtype and layout."""
     from .convert.onnx_to_tf import layout_name
+    from .validate.runners import match_io
 
-    def row(spec: TensorSpec, here: TensorSpec, m: dict | None) -> dict:
-        perm = (m or {}).get("perm")
-        return {"source": spec.name, "name": (m or {}).get("name", here.name), "tensor": here.name,
-                "shape": list(here.shape), "dtype": here.dtype, "source_shape": list(spec.shape),
-                "layout": layout_name(perm, len(spec.shape)) if perm is not None else None, "perm": perm}
+    sig = lite.signatures.get("serving_default")
+    tensors = {t.name: t for t in lite.inputs + lite.outputs}
 
-    im = (io_meta or {}).get("inputs", [None] * len(inputs))
-    om = (io_meta or {}).get("outputs", [None] * len(outputs))
-    return {"inputs": [row(s, h, m) for s, h, m in zip(inputs, lite.inputs, im)],
-            "outputs": [row(s, h, m) for s, h, m in zip(outputs, lite.outputs, om)]}
+    def rows(kind: str, source: list[TensorSpec], here_specs: list[TensorSpec]) -> list[dict]:
+        if sig:
+            here = [TensorSpec(n, tensors[t].shape, tensors[t].dtype) if t in tensors else TensorSpec(n, (), "")
+                    for n, t in sig[kind].items()]
+        else:
+            here = here_specs
+        pairs = (io_meta or {}).get(kind) if io_meta and sig else None
+        pairs = pairs or match_io(source, here)
+        by_name = {h.name: h for h in here}
+        out = []
+        for spec, p in zip(source, pairs):
+            h = by_name.get(p["name"], TensorSpec(p["name"], (), ""))
+            perm = p.get("perm")
+            out.append({"source": spec.name, "name": h.name,
+                        "tensor": sig[kind].get(h.name, h.name) if sig else h.name,
+                        "shape": list(h.shape), "dtype": h.dtype, "source_shape": list(spec.shape),
+                        "layout": layout_name(perm, len(spec.shape)) if perm is not None else None,
+                        "perm": perm if perm != list(range(len(spec.shape))) else None})
+        return out
+
+    return {"inputs": rows("inputs", inputs, lite.inputs), "outputs": rows("outputs", outputs, lite.outputs)}
 
 
 def environment() -> dict:

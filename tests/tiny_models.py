@@ -94,3 +94,7 @@ def cnn_factory():
 
 def transformer_factory():
     return seeded(TinyTransformer), transformer_inputs()
+
+
+def two_input_factory():
+    return seeded(TwoInput), two_inputs()

@@ -8,6 +8,8 @@ What this adds around onnx2tf:
   hands it a local deterministic sample instead;
 - layout flags: image inputs (rank 4) go NHWC unless --keep-layout; other inputs keep their shape;
 - ``Erf`` is replaced by onnx2tf's builtin-op approximation (max error 1.5e-7) so no Flex op appears;
+- ops onnx2tf mishandles are rewritten into equivalent ones first (``edgec.passes.onnx_rewrites``, on
+  the private copy); the rewrites that ran are returned so the step's metadata records them;
 - its ``sys.exit`` calls and noisy output become a ConversionError that keeps the log tail.
 """
 
@@ -91,9 +93,14 @@ def _onnx2tf_sandbox():
 
 
 def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settings: dict, **kwargs):
-    """Run onnx2tf on a private copy of the ONNX; return (keras_model, onnx_model, log_text)."""
+    """Run onnx2tf on a private, rewritten copy of the ONNX; return
+    (keras_model, onnx_model, log_text, resolved_inputs, rewrites) where ``rewrites`` maps each
+    rewrite that ran (``edgec.passes.onnx_rewrites``) to the number of nodes it replaced."""
+    from ..passes.onnx_rewrites import apply_rewrites
+
     require("onnx2tf", purpose="ONNX to TensorFlow")
     model = load_onnx(onnx_path)
+    rewrites = apply_rewrites(model)
     scan_unsupported(model, str(onnx_path))
     onnx_ins, _ = onnx_io(model)
     shapes = dict(settings.get("input_shapes") or {})
@@ -107,7 +114,10 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settin
     has_erf = any(n.op_type == "Erf" for n, _ in _walk_nodes(model.graph))
     workdir.mkdir(parents=True, exist_ok=True)
     local = workdir / "model.onnx"
-    shutil.copyfile(onnx_path, local)
+    if rewrites:
+        _save_onnx(model, local)
+    else:
+        shutil.copyfile(onnx_path, local)
     log = io.StringIO()
     with _onnx2tf_sandbox() as core, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
@@ -117,7 +127,7 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settin
                 keep_ncw_or_nchw_or_ncdhw_input_names=keep_nchw or None,
                 keep_shape_absolutely_input_names=keep_shape or None,
                 overwrite_input_shape=overwrite or None,
-                replace_to_pseudo_operators=["Erf"] if has_erf else None,
+                replace_to_pseudo_operators=["erf"] if has_erf else None,
                 non_verbose=True,
                 **kwargs,
             )
@@ -130,7 +140,15 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settin
                                   hint="run with --debug, or try another --route") from exc
     if keras_model is None:
         raise ConversionError(f"onnx2tf produced no model: {_tail(log.getvalue())}", where=str(onnx_path))
-    return keras_model, model, log.getvalue(), resolved
+    return keras_model, model, log.getvalue(), resolved, rewrites
+
+
+def _save_onnx(model, path: Path) -> None:
+    import onnx
+
+    # Protobuf cannot serialize 2 GiB; larger models keep their weights in a file beside the graph.
+    large = sum(len(t.raw_data) for t in model.graph.initializer) > (1 << 30)
+    onnx.save(model, str(path), save_as_external_data=large, location=path.name + ".data" if large else None)
 
 
 def _tail(text: str, n: int = 400) -> str:

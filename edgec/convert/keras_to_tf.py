@@ -15,18 +15,21 @@ def _convert(ctx: StepContext) -> dict:
     sig = [tf.TensorSpec(s.shape, s.dtype, name=sanitize(s.name)) for s in ins]
     out_names = [sanitize(s.name) for s in outs]
 
-    @tf.function(input_signature=sig)
+    keras = require("keras")
+
     def serve(*xs):
         ys = model(list(xs) if len(xs) > 1 else xs[0], training=False)
         ys = list(ys.values()) if isinstance(ys, dict) else ys
         ys = ys if isinstance(ys, (list, tuple)) else [ys]
         return {n: y for n, y in zip(out_names, ys)}
 
-    holder = tf.Module()
-    holder.model = model
-    holder.serve = serve
+    # Keras' own ExportArchive tracks Keras 3 variables so TFLiteConverter can freeze them (a plain
+    # tf.Module holder leaves them as uninitialized resource variables in the .tflite).
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serving_default", fn=serve, input_signature=sig)
     try:
-        tf.saved_model.save(holder, str(ctx.output), signatures={"serving_default": serve})
+        archive.write_out(str(ctx.output), verbose=False)
     except Exception as exc:
         raise ConversionError(f"writing the SavedModel failed: {str(exc)[:300]}", where=str(ctx.input)) from exc
     io_map = {"inputs": [{"source": s.name, "name": sanitize(s.name), "shape": list(s.shape),

@@ -43,8 +43,8 @@ def layout_name(perm, rank: int, keep: str = "") -> str | None:
 def _convert(ctx: StepContext) -> dict:
     tf = require("tensorflow", purpose="ONNX to TF SavedModel")
     with tempfile.TemporaryDirectory(prefix="edgec-onnx2tf-") as work:
-        keras_model, onnx_model, log, resolved = run_onnx2tf(ctx.input, Path(work), ctx.inputs, ctx.settings,
-                                                             disable_model_save=True)
+        keras_model, onnx_model, log, resolved, rewrites = run_onnx2tf(ctx.input, Path(work), ctx.inputs,
+                                                                       ctx.settings, disable_model_save=True)
         ctx.log.append(log)
         _, onnx_outs = onnx_io(onnx_model)
         layouts = getattr(keras_model, "onnx_output_layouts", {}) or {}
@@ -79,7 +79,7 @@ def _convert(ctx: StepContext) -> dict:
             io_map["outputs"].append({"source": spec.name, "name": n, "shape": list(t.shape), "perm": perm,
                                       "layout": layout_name(perm, len(spec.shape))})
         require("tf_keras").backend.clear_session()
-    return {"io": io_map}
+    return {"io": io_map, "rewrites": rewrites}
 
 
 register(Converter(

@@ -29,7 +29,7 @@ def _convert(ctx: StepContext) -> dict:
                               hint=f"choose from {', '.join(_FILES)}")
     with tempfile.TemporaryDirectory(prefix="edgec-onnx2tflite-") as work:
         out_dir = Path(work) / "onnx2tf_out"
-        _, _, log, _ = run_onnx2tf(ctx.input, Path(work), ctx.inputs, ctx.settings,
+        _, _, log, _, rewrites = run_onnx2tf(ctx.input, Path(work), ctx.inputs, ctx.settings,
                                    output_signaturedefs=True, copy_onnx_input_output_names_to_tflite=True,
                                    output_dynamic_range_quantized_tflite=(variant == "dynamic_int8"))
         ctx.log.append(log)
@@ -41,7 +41,7 @@ def _convert(ctx: StepContext) -> dict:
             raise UnsupportedOpsError("onnx->tflite (onnx2tf)", flex, where=str(ctx.input),
                                       hint="these became Flex/custom ops that the target runtime cannot run")
         shutil.copyfile(produced, ctx.output)
-    return {"variant": variant}
+    return {"variant": variant, "rewrites": rewrites}
 
 
 register(Converter(

@@ -32,17 +32,19 @@ def configure(converter, variant: str, tf) -> None:
 
 
 def unsupported_from_message(text: str) -> dict[str, list[str]]:
-    """Pull every op name (and location when given) out of a TFLiteConverter error."""
+    """Pull every op name, with the TF node names the converter reports, out of a TFLiteConverter error."""
     ops: dict[str, list[str]] = {}
-    for m in re.finditer(r"'(tf\.[A-Za-z0-9_]+)' op is neither a custom op nor a flex op", text):
-        ops.setdefault(m.group(1), [])
-    for m in re.finditer(r"loc\(\"([^\"]+)\"\)[^\n]*?'(tf\.[A-Za-z0-9_]+)' op is neither", text):
-        ops.setdefault(m.group(2), []).append(m.group(1))
-    for m in re.finditer(r"Some ops are not supported by the native TFLite runtime[^\n]*\n((?:\s*tf\.[^\n]*\n?)+)", text):
-        for line in m.group(1).splitlines():
-            mm = re.match(r"\s*(tf\.[A-Za-z0-9_]+)", line)
-            if mm:
-                ops.setdefault(mm.group(1), [])
+    for line in text.splitlines():
+        m = re.search(r"'(tf\.[A-Za-z0-9_]+)' op is neither a custom op nor a flex op", line)
+        if not m:
+            continue
+        nodes = ops.setdefault(m.group(1), [])
+        for loc in re.findall(r'fused\["[A-Za-z0-9_]+:", "([^"@]+)', line)[:1]:
+            nodes.append(loc)
+    m = re.search(r"TF Select ops: ([^\n]+)", text)
+    if m:
+        for op in m.group(1).split(","):
+            ops.setdefault(f"tf.{op.strip()}", [])
     return {k: (v or ["(tf graph)"]) for k, v in ops.items()}
 
 

@@ -114,6 +114,21 @@ class TFRunner(Runner):
         return [_back(res[m["name"]].numpy(), m["perm"]) for m in self.io["outputs"]]
 
 
+class KerasRunner(Runner):
+    name = "keras"
+
+    def __init__(self, path: Path):
+        from ..loaders import load_keras
+
+        self.model = load_keras(path)
+
+    def infer(self, feed):
+        xs = list(feed.values())
+        ys = self.model(xs if len(xs) > 1 else xs[0], training=False)
+        ys = list(ys.values()) if isinstance(ys, dict) else ys
+        return [np.asarray(y) for y in (ys if isinstance(ys, (list, tuple)) else [ys])]
+
+
 class TFLiteRunner(Runner):
     name = "tflite"
 
@@ -176,6 +191,8 @@ def runner_for(fmt: Format, path: Path, *, source_inputs, source_outputs, io_map
         return OnnxRunner(path, source_inputs, threads)
     if fmt is Format.SAVED_MODEL:
         return TFRunner(path, io_map)
+    if fmt is Format.KERAS:
+        return KerasRunner(path)
     if fmt is Format.TFLITE:
         return TFLiteRunner(path, source_inputs, source_outputs, threads, out_hints, io_map=io_map)
     raise InputError(f"no runner for format {fmt.value}")

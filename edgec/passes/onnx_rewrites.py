@@ -1,0 +1,149 @@
+"""ONNX -> ONNX rewrites that turn ops onnx2tf mishandles into equivalent ops it converts.
+
+Each rewrite replaces one node by a few standard ops that compute the same thing, keeping the
+node's output name, so the graph's I/O and every other node stay as they were. The rewrites are
+general (they match op types, not models) and run on edgec's private copy of the ONNX just before
+onnx2tf; which ones ran is recorded in the step's metadata.
+
+- ``ReduceL2`` -> ``Sqrt(ReduceSumSquare)``: onnx2tf 1.29's ReduceL2 checks its axes with
+  ``tf.norm``, which refuses the numpy integer axes of the opset-18 form (``'axis' must be None, an
+  integer, or a tuple of 2 unique integers, got 1``). ``F.normalize`` and
+  ``torch.linalg.vector_norm`` export to ReduceL2. ReduceSumSquare has ReduceL2's schema in every
+  opset (axes attribute before 18, axes input from 18 on), so inputs and attributes carry over.
+- ``ReduceL1`` -> ``ReduceSum(Abs)``: the same ``tf.norm`` check, and onnx2tf's ReduceL1 also fails
+  when no axes are given. ReduceSum took its axes as an input from opset 13 on, five opsets before
+  ReduceL1 did, so between 13 and 17 the axes attribute becomes an int64 initializer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+_STD_DOMAINS = ("", "ai.onnx")
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    name: str                           # what the manifest records, e.g. "ReduceL2->Sqrt(ReduceSumSquare)"
+    op_type: str                        # the standard-domain op it replaces
+    replace: Callable[["_Graph", object], list]   # (graph, node) -> the nodes that replace it
+
+
+class _Graph:
+    """One (sub)graph being rewritten: fresh names and new initializers."""
+
+    def __init__(self, graph, opset: int, taken: set[str]):
+        self.graph, self.opset, self.taken = graph, opset, taken
+        self.value_info = {v.name: v for v in list(graph.value_info) + list(graph.input) + list(graph.output)}
+
+    def fresh(self, base: str) -> str:
+        name, i = base, 0
+        while name in self.taken:
+            i += 1
+            name = f"{base}_{i}"
+        self.taken.add(name)
+        return name
+
+    def like(self, new_name: str, old_name: str) -> None:
+        """Give ``new_name`` the type and shape recorded for ``old_name``, if any."""
+        v = self.value_info.get(old_name)
+        if v is not None:
+            copy = self.graph.value_info.add()
+            copy.CopyFrom(v)
+            copy.name = new_name
+
+    def int64_initializer(self, base: str, values) -> str:
+        from onnx import numpy_helper
+        import numpy as np
+
+        name = self.fresh(base)
+        self.graph.initializer.append(numpy_helper.from_array(np.asarray(values, dtype=np.int64), name))
+        return name
+
+
+def _attrs(node, drop=()) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name not in drop}
+
+
+def _reduce_l2(g: _Graph, node) -> list:
+    from onnx import helper
+
+    base = node.name or node.output[0]
+    sq = g.fresh(f"{node.output[0]}__sumsq")
+    g.like(sq, node.output[0])  # same shape and dtype as the norm itself
+    return [helper.make_node("ReduceSumSquare", list(node.input), [sq], name=g.fresh(f"{base}__sumsq"),
+                             **_attrs(node)),
+            helper.make_node("Sqrt", [sq], list(node.output), name=g.fresh(f"{base}__sqrt"))]
+
+
+def _reduce_l1(g: _Graph, node) -> list:
+    from onnx import helper
+
+    base = node.name or node.output[0]
+    ab = g.fresh(f"{node.output[0]}__abs")
+    g.like(ab, node.input[0])
+    attrs = _attrs(node)
+    inputs = [ab, *node.input[1:]]
+    if 13 <= g.opset < 18 and "axes" in attrs:  # ReduceSum-13 takes axes as an input
+        inputs = [ab, g.int64_initializer(f"{node.output[0]}__axes", attrs.pop("axes"))]
+    return [helper.make_node("Abs", [node.input[0]], [ab], name=g.fresh(f"{base}__abs")),
+            helper.make_node("ReduceSum", inputs, list(node.output), name=g.fresh(f"{base}__sum"), **attrs)]
+
+
+ONNX2TF_REWRITES: tuple[Rewrite, ...] = (
+    Rewrite("ReduceL2->Sqrt(ReduceSumSquare)", "ReduceL2", _reduce_l2),
+    Rewrite("ReduceL1->ReduceSum(Abs)", "ReduceL1", _reduce_l1),
+)
+
+
+def opset_of(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in _STD_DOMAINS), 0)
+
+
+def _names(graph, out: set[str]) -> set[str]:
+    for t in list(graph.input) + list(graph.output) + list(graph.value_info):
+        out.add(t.name)
+    out.update(i.name for i in graph.initializer)
+    for node in graph.node:
+        out.add(node.name)
+        out.update(node.input)
+        out.update(node.output)
+        for a in node.attribute:
+            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                _names(sub, out)
+    return out
+
+
+def _rewrite_graph(graph, opset: int, taken: set[str], by_op: dict[str, Rewrite], counts: dict[str, int]) -> None:
+    from onnx import NodeProto
+
+    for node in graph.node:
+        for a in node.attribute:
+            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                _rewrite_graph(sub, opset, taken, by_op, counts)
+    match = [by_op.get(n.op_type) if n.domain in _STD_DOMAINS else None for n in graph.node]
+    if not any(match):
+        return
+    g = _Graph(graph, opset, taken)
+    nodes = []
+    for node, rw in zip(graph.node, match):
+        if rw is None:
+            kept = NodeProto()
+            kept.CopyFrom(node)  # detached: the repeated field is cleared below
+            nodes.append(kept)
+        else:
+            nodes.extend(rw.replace(g, node))
+            counts[rw.name] = counts.get(rw.name, 0) + 1
+    graph.ClearField("node")  # same order: a replacement reads the node's inputs, writes its outputs
+    graph.node.extend(nodes)
+
+
+def apply_rewrites(model, rewrites: tuple[Rewrite, ...] = ONNX2TF_REWRITES) -> dict[str, int]:
+    """Rewrite ``model`` (an onnx ModelProto) in place; return {rewrite name: nodes rewritten}."""
+    by_op = {r.op_type: r for r in rewrites}
+    counts: dict[str, int] = {}
+    _rewrite_graph(model.graph, opset_of(model), _names(model.graph, set()), by_op, counts)
+    return counts
