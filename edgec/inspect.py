@@ -107,6 +107,16 @@ def _saved_model(path: Path) -> dict:
     variables = list(getattr(loaded, "variables", []) or [])
     params = sum(int(v.shape.num_elements() or 0) for v in variables)
     nbytes = sum(int(v.shape.num_elements() or 0) * v.dtype.size for v in variables)
+    # Weights folded into the graph as constants (onnx2tf's graphs carry them this way).
+    for node in list(gd.node) + [n for f in gd.library.function for n in f.node_def]:
+        if node.op == "Const" and "value" in node.attr:
+            t = node.attr["value"].tensor
+            n = 1
+            for d in t.tensor_shape.dim:
+                n *= max(int(d.size), 0)
+            if n > 1:
+                params += n
+                nbytes += len(t.tensor_content) or n * 4
     return {"inputs": _specs(ins), "outputs": _specs(outs), "ops": [o for o in ops if o not in skip],
             "parameters": params, "parameter_bytes": nbytes}
 

@@ -78,15 +78,21 @@ def _variants(cfg: BuildConfig, target: TargetProfile) -> tuple[str, ...]:
 
 
 def _check_writable(out: Path) -> None:
-    parent = out.resolve().parent
+    """Fail before any work if the output cannot be written (tested by writing, not by mode bits)."""
+    import tempfile
+
     if out.exists() and not out.is_dir():
         raise OutputError("output path exists and is not a directory", where=str(out), hint="pick another -o")
-    probe_dir = out if out.is_dir() else parent
-    if not probe_dir.is_dir():
+    parent = out.resolve().parent
+    if not parent.is_dir():
         raise OutputError("parent directory of the output does not exist", where=str(out),
                           hint=f"create {parent} first")
-    if not os.access(probe_dir, os.W_OK | os.X_OK) or (out.is_dir() and not os.access(parent, os.W_OK)):
-        raise OutputError("output directory is not writable", where=str(out), hint="pick another -o")
+    for d in ([out] if out.is_dir() else []) + [parent]:
+        try:
+            tempfile.TemporaryDirectory(prefix=".edgec-probe-", dir=d).cleanup()
+        except OSError as exc:
+            raise OutputError(f"output directory is not writable ({exc.strerror})", where=str(out),
+                              hint="pick another -o") from None
 
 
 class _Build:

@@ -63,7 +63,10 @@ def _convert(ctx: StepContext) -> dict:
             return {n: tf.identity(y, name=n) for n, y in zip(out_names, ys)}
 
         holder = tf.Module()
-        holder.model = keras_model
+        # Track the variables the signature captures, not the Keras model: saving a Keras model makes
+        # tf_keras serialize every layer's config, onnx2tf's constant weights included (minutes on a
+        # 22 M-parameter transformer), for metadata the SavedModel's readers here never use.
+        holder.variables_ = list(keras_model.variables)
         holder.serve = serve
         try:
             tf.saved_model.save(holder, str(ctx.output), signatures={"serving_default": serve})
