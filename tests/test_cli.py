@@ -76,3 +76,22 @@ def test_input_shape_flag_parsing(capsys):
     assert main(["build", "m.onnx", "--input-shape", "x=1x3", "--input-shape", "ids=1x32:int64", "--dry-run"]) != 0
     assert main(["build", "x.onnx", "--input-shape", "bad", "--dry-run"]) == 2
     assert "NAME=DxDxD" in capsys.readouterr().err
+
+
+def test_inspect_keras_pt2_and_pickle(tmp_path, capsys):
+    import keras
+    import torch
+
+    import tiny_models as tm
+
+    inp = keras.Input((5,), name="features")
+    keras.Model(inp, keras.layers.Dense(3)(inp)).save(str(tmp_path / "m.keras"))
+    torch.export.save(torch.export.export(tm.seeded(tm.TinyCNN), tm.cnn_inputs()), str(tmp_path / "m.pt2"))
+    torch.save(tm.seeded(tm.TinyCNN), str(tmp_path / "m.pth"))
+    for name, fmt, extra in (("m.keras", "keras", []), ("m.pt2", "exported_program", []),
+                             ("m.pth", "torch_module", ["--trust-pickle"])):
+        assert main(["inspect", str(tmp_path / name), "--json", *extra]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["format"] == fmt and info["parameters"] > 0 and info["op_count"] > 0
+    assert main(["inspect", str(tmp_path / "m.pth")]) == 3
+    assert "--trust-pickle" in capsys.readouterr().err
