@@ -23,7 +23,7 @@ def build(cfg: "BuildConfig", progress=None):
 
 
 def inspect(path, **kwargs):
-    from .inspect import inspect_model
+    from .inspection import inspect_model
 
     return inspect_model(path, **kwargs)
 

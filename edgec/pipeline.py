@@ -6,6 +6,7 @@ assembled in a staging directory beside it and moved into place file by file, ma
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -31,16 +32,18 @@ ENV_PACKAGES = ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "tf-ker
                 "ai-edge-litert", "onnxsim", "onnxscript", "numpy", "protobuf", "flatbuffers")
 
 
-def tool_versions(dists) -> dict[str, str]:
+@functools.lru_cache(maxsize=None)
+def _version(dist: str) -> str:
     from importlib import metadata
 
-    out = {}
-    for d in dists:
-        try:
-            out[d] = metadata.version(d)
-        except metadata.PackageNotFoundError:
-            out[d] = "not installed"
-    return out
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def tool_versions(dists) -> dict[str, str]:
+    return {d: _version(d) for d in dists}
 
 
 @dataclass
@@ -161,9 +164,11 @@ class _Build:
                            "input_sha256": in_sha, "output_sha256": entry.meta["output_sha256"],
                            "tools": tools, "settings": used, "cache_key": key, "cached": cached,
                            "seconds": entry.meta.get("seconds") if not cached else round(time.perf_counter() - t0, 3),
-                           "build_seconds": entry.meta.get("seconds"), **{k: v for k, v in meta.items() if k != "io"}})
+                           "build_seconds": entry.meta.get("seconds"),
+                           **{k: v for k, v in meta.items() if k not in ("io", "outputs")}})
         return Artifact(entry.output, conv.dst, settings.get("variant") if "variant" in conv.uses else None,
-                        meta={"sha256": entry.meta["output_sha256"], "io": meta.get("io")})
+                        meta={"sha256": entry.meta["output_sha256"], "io": meta.get("io"),
+                              "outputs": meta.get("outputs")})
 
     def run(self) -> BuildResult:
         src = self._source()
@@ -207,11 +212,10 @@ class _Build:
         return arts, skipped
 
     def _outputs_from(self, chain: list[Artifact]) -> list[TensorSpec]:
-        from .loaders import load_onnx, onnx_io
-
+        """Output specs of a source that does not state them (torch): from the exported ONNX."""
         for a in chain:
-            if a.format is Format.ONNX:
-                return onnx_io(load_onnx(a.path))[1]
+            if a.meta.get("outputs"):
+                return [TensorSpec.from_dict(d) for d in a.meta["outputs"]]
         return []
 
     # -- manifest and publishing -------------------------------------------------------------------

@@ -115,7 +115,7 @@ def _cmd_build(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    from ..inspect import inspect_model, render_text
+    from ..inspection import inspect_model, render_text
 
     info = inspect_model(args.model, trust_pickle=args.trust_pickle)
     print(json.dumps(info, indent=2, default=str) if args.json else render_text(info))

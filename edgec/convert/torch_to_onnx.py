@@ -51,7 +51,10 @@ def _export(ctx: StepContext, fmt: Format) -> dict:
     except Exception as exc:  # torch raises many types; keep the message, name the ops
         raise _export_error(exc, ctx, exporter) from exc
     ctx.log.append(buf.getvalue())
-    return {"exporter": exporter, "opset": opset}
+    from ..loaders import load_onnx, onnx_io
+
+    outputs = [s.to_dict() for s in onnx_io(load_onnx(ctx.output))[1]]
+    return {"exporter": exporter, "opset": opset, "outputs": outputs}
 
 
 def _export_error(exc: Exception, ctx: StepContext, exporter: str):

@@ -27,7 +27,7 @@ _STD_DOMAINS = ("", "ai.onnx")
 class Rewrite:
     name: str                           # what the manifest records, e.g. "ReduceL2->Sqrt(ReduceSumSquare)"
     op_type: str                        # the standard-domain op it replaces
-    replace: Callable[["_Graph", object], list]   # (graph, node) -> the nodes that replace it
+    replace: Callable[["_Graph", object], list | None]  # (graph, node) -> its replacement, None: keep it
 
 
 class _Graph:
@@ -48,29 +48,73 @@ class _Graph:
     def like(self, new_name: str, old_name: str) -> None:
         """Give ``new_name`` the type and shape recorded for ``old_name``, if any."""
         v = self.value_info.get(old_name)
-        if v is not None:
+        if v is not None and v.type.tensor_type.HasField("shape"):
             copy = self.graph.value_info.add()
             copy.CopyFrom(v)
             copy.name = new_name
 
-    def int64_initializer(self, base: str, values) -> str:
+    def constant(self, name: str):
+        """The value of ``name`` as a list if an initializer or Constant node of this graph holds it."""
         from onnx import numpy_helper
+
+        for t in self.graph.initializer:
+            if t.name == name:
+                return numpy_helper.to_array(t).ravel().tolist()
+        for n in self.graph.node:
+            if n.op_type == "Constant" and n.output[0] == name:
+                v = next((a for a in n.attribute if a.name in ("value", "value_ints")), None)
+                if v is not None:
+                    return numpy_helper.to_array(v.t).ravel().tolist() if v.name == "value" else list(v.ints)
+        return None
+
+    def int64_initializer(self, base: str, values) -> str:
         import numpy as np
+        from onnx import numpy_helper
 
         name = self.fresh(base)
         self.graph.initializer.append(numpy_helper.from_array(np.asarray(values, dtype=np.int64), name))
         return name
 
 
-def _attrs(node, drop=()) -> dict:
+def _attrs(node) -> dict:
     from onnx import helper
 
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name not in drop}
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _reduce_l2(g: _Graph, node) -> list:
+def _static_axes(g: _Graph, node):
+    """The node's axes: a list, [] when absent or empty, None when they are computed at run time."""
+    attrs = _attrs(node)
+    if "axes" in attrs:
+        return list(attrs["axes"])
+    if len(node.input) < 2 or not node.input[1]:
+        return []
+    return g.constant(node.input[1])
+
+
+def _noop_case(g: _Graph, node) -> str:
+    """With ``noop_with_empty_axes=1`` and no axes a Reduce op returns its input unchanged, which a
+    sum of squares or of absolute values would not: "identity" then, "unknown" when the axes are
+    computed at run time, else "reduce"."""
+    if not _attrs(node).get("noop_with_empty_axes", 0):
+        return "reduce"
+    axes = _static_axes(g, node)
+    return "unknown" if axes is None else "reduce" if axes else "identity"
+
+
+def _identity(g: _Graph, node) -> list:
     from onnx import helper
 
+    return [helper.make_node("Identity", [node.input[0]], list(node.output),
+                             name=g.fresh(f"{node.name or node.output[0]}__noop"))]
+
+
+def _reduce_l2(g: _Graph, node):
+    from onnx import helper
+
+    case = _noop_case(g, node)
+    if case != "reduce":
+        return _identity(g, node) if case == "identity" else None
     base = node.name or node.output[0]
     sq = g.fresh(f"{node.output[0]}__sumsq")
     g.like(sq, node.output[0])  # same shape and dtype as the norm itself
@@ -79,9 +123,12 @@ def _reduce_l2(g: _Graph, node) -> list:
             helper.make_node("Sqrt", [sq], list(node.output), name=g.fresh(f"{base}__sqrt"))]
 
 
-def _reduce_l1(g: _Graph, node) -> list:
+def _reduce_l1(g: _Graph, node):
     from onnx import helper
 
+    case = _noop_case(g, node)
+    if case != "reduce":
+        return _identity(g, node) if case == "identity" else None
     base = node.name or node.output[0]
     ab = g.fresh(f"{node.output[0]}__abs")
     g.like(ab, node.input[0])
@@ -128,15 +175,19 @@ def _rewrite_graph(graph, opset: int, taken: set[str], by_op: dict[str, Rewrite]
     if not any(match):
         return
     g = _Graph(graph, opset, taken)
-    nodes = []
+    nodes, changed = [], False
     for node, rw in zip(graph.node, match):
-        if rw is None:
+        new = rw.replace(g, node) if rw is not None else None
+        if new is None:
             kept = NodeProto()
             kept.CopyFrom(node)  # detached: the repeated field is cleared below
             nodes.append(kept)
         else:
-            nodes.extend(rw.replace(g, node))
+            nodes.extend(new)
             counts[rw.name] = counts.get(rw.name, 0) + 1
+            changed = True
+    if not changed:
+        return
     graph.ClearField("node")  # same order: a replacement reads the node's inputs, writes its outputs
     graph.node.extend(nodes)
 
