@@ -10,6 +10,7 @@ the same key the loser discards its copy and uses the winner's.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -36,11 +37,23 @@ def default_cache_dir() -> Path:
     return Path(base) / "edgec"
 
 
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A digest of edgec's own conversion code, so a changed converter or pass invalidates its
+    cached outputs even within one release."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for sub in ("convert", "passes"):
+        for p in sorted((root / sub).glob("*.py")):
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
 def step_key(step: str, input_sha: str, settings: dict, tools: dict[str, str]) -> str:
     from . import __version__
 
     blob = json.dumps({"step": step, "input": input_sha, "settings": settings, "tools": tools,
-                       "edgec": __version__},
+                       "edgec": __version__, "code": code_digest()},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

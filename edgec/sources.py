@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .cache import Cache
 from .errors import UsageError
-from .formats import Artifact, Format, digest
+from .formats import Artifact, Format
 from .loaders import (call_factory, keras_io, load_keras, load_onnx, load_torch, onnx_io, resolve_shapes,
                       saved_model_io, torch_input_specs)
 
@@ -25,10 +25,25 @@ def materialize_factory(spec: str, cache: Cache) -> Artifact:
     torch.save(module, str(path))
     if example is not None:
         (tmp / "example.json").write_text(json.dumps([list(t.shape) for t in example]))
-    art = Artifact(path, Format.TORCH_MODULE, meta={"sha256": digest(path), "factory": spec})
+    art = Artifact(path, Format.TORCH_MODULE, meta={"sha256": module_digest(module, spec, example),
+                                                    "factory": spec})
     art.meta["module"] = module
     art.meta["example"] = example
     return art
+
+
+def module_digest(module, spec: str, example) -> str:
+    """A stable identity for a module built from code: torch.save bytes differ run to run, so hash
+    the factory, the module's structure and every parameter/buffer's bytes instead."""
+    import hashlib
+
+    h = hashlib.sha256(f"{spec}\n{type(module).__module__}.{type(module).__qualname__}\n{module!r}".encode())
+    for name, t in sorted(module.state_dict().items()):
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    for t in example or ():
+        h.update(f"example:{tuple(t.shape)}:{t.dtype}".encode())
+    return h.hexdigest()
 
 
 def probe(src: Artifact, cfg) -> dict:

@@ -97,3 +97,13 @@ def test_warm_rebuild_reuses_every_step(models, cache_dir, tmp_path):
 
     assert shas(no_cache.manifest) == shas(again.manifest)
     os.environ.pop("EDGEC_CACHE_DIR", None)
+
+
+def test_factory_builds_hit_the_cache(cache_dir, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    cfg = edgec.BuildConfig(factory="tiny_models:cnn_factory", out=str(tmp_path / "a"), cache_dir=str(cache_dir),
+                            variants=("fp32",))
+    first = edgec.build(cfg)
+    again = edgec.build(cfg.merged(out=str(tmp_path / "b")))
+    assert first.manifest["source"]["sha256"] == again.manifest["source"]["sha256"]
+    assert all(s["cached"] for s in again.manifest["steps"])
