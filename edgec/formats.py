@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import os
 import zipfile
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
@@ -71,13 +70,6 @@ class Artifact:
     variant: str | None = None
     meta: dict = field(default_factory=dict)
 
-    @property
-    def sha256(self) -> str:
-        return digest(self.path)
-
-    @property
-    def bytes(self) -> int:
-        return size_of(self.path)
 
 
 def size_of(path: Path) -> int:
@@ -177,15 +169,4 @@ def _sniff_zip(path: Path) -> Format | None:
     return None
 
 
-def artifact_dict(a: Artifact, root: Path) -> dict:
-    d = {"path": os.path.relpath(a.path, root), "format": a.format.value, "variant": a.variant,
-         "sha256": a.sha256, "bytes": a.bytes}
-    d.update(a.meta)
-    return d
-
-
-def specs_to_list(specs) -> list[dict]:
-    return [s.to_dict() for s in specs]
-
-
-__all__ = ["Format", "TensorSpec", "Artifact", "detect_format", "digest", "size_of", "asdict"]
+__all__ = ["Format", "TensorSpec", "Artifact", "detect_format", "digest", "size_of"]

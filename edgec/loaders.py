@@ -48,8 +48,6 @@ def load_torch(path: Path, fmt: Format, *, trust_pickle: bool = False):
         try:
             return torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as exc:
-            if "constants.pkl" in str(exc) or "PytorchStreamReader" in str(exc) or "zip" in str(exc).lower():
-                raise _truncated(exc, path, "TorchScript") from exc
             raise _truncated(exc, path, "TorchScript") from exc
     if fmt is Format.EXPORTED_PROGRAM:
         try:

@@ -93,13 +93,13 @@ def _cmd_build(args) -> int:
 
     cfg = _build_config(args)
     if args.dry_run:
-        from ..formats import detect_format
+        from ..formats import Format, detect_format
         from ..planner import plan
         from ..targets import load_target
 
         load_target(cfg.target)
-        src = detect_format(cfg.model) if cfg.model else None
-        route = plan(src, __import__("edgec.formats", fromlist=["Format"]).Format.TFLITE, cfg.route) if src else []
+        src = detect_format(cfg.model) if cfg.model else Format.TORCH_MODULE
+        route = plan(src, Format.TFLITE, cfg.route)
         print(json.dumps({"config": cfg.to_dict(), "route": [c.name for c in route]}, indent=2))
         return 0
     from .. import build
