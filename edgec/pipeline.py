@@ -273,6 +273,9 @@ class _Build:
                 else:
                     shutil.copyfile(a.path, dst)
             _write_json(staging / "manifest.json", manifest)
+            from .report import write_reports_for
+
+            write_reports_for(manifest, staging)
             out.mkdir(exist_ok=True)
             for entry in sorted(staging.iterdir(), key=lambda p: p.name == "manifest.json"):
                 _replace(entry, out / entry.name)

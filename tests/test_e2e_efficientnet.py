@@ -56,3 +56,23 @@ def test_fp32_matches_torch_on_real_photos(effnet_build):
         assert int(np.argmax(got)) == cls
         fp16 = run_tflite(out / "model_fp16.tflite", m, {"image": x})[0]
         assert int(np.argmax(fp16)) == cls
+
+
+def test_html_report_renders_in_chromium(effnet_build, tmp_path):
+    """The report of a real build opens in headless Chromium with no console errors, every plot drawn."""
+    import re
+
+    from PIL import Image
+
+    from browser import render
+
+    _, out, _ = effnet_build
+    shot = tmp_path / "report.png"
+    dom, console = render(out / "report.html", shot)
+    assert console == [], console
+    charts = re.findall(r'<svg[^>]*class="chart".*?</svg>', dom, flags=re.S)
+    assert len(charts) >= 4  # size, error, cosine, top-1 (+ latency, Pareto when measured)
+    for c in charts:
+        assert re.search(r"<(rect|circle|polyline)\b", c), c[:200]
+    img = Image.open(shot).convert("RGB")
+    assert img.size[0] >= 1000 and len(img.getcolors(1 << 20) or []) > 20  # not a blank page

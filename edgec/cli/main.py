@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("name", nargs="?", help="profile name or file (for show)")
     t.add_argument("--json", action="store_true")
 
+    r = sub.add_parser("report", parents=[common], help="regenerate report.md/report.html of a build, or "
+                       "compare two builds")
+    r.add_argument("builds", nargs="+", metavar="OUT", help="one build directory, or two to compare (A B)")
+    r.add_argument("-o", "--out", help="where a comparison goes (default: the second build's directory)")
+    r.add_argument("--tensorboard", metavar="DIR", help="also export the numbers as TensorBoard event files")
+
     d = sub.add_parser("demo", parents=[common], help="build the built-in real example: pretrained EfficientNet-Lite0 for rpi4")
     d.add_argument("-o", "--out", default="edgec-demo")
     d.add_argument("--target", default="rpi4")
@@ -151,6 +157,25 @@ def _cmd_targets(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from ..errors import UsageError
+    from ..report import write_comparison, write_reports
+
+    if len(args.builds) > 2:
+        raise UsageError("`edgec report` takes one build directory, or two to compare")
+    if len(args.builds) == 1:
+        paths = write_reports(args.builds[0])
+    else:
+        paths = write_comparison(args.builds[0], args.builds[1], args.out or args.builds[1])
+    if args.tensorboard:
+        from ..report.tensorboard import export_tensorboard
+
+        paths.append(export_tensorboard(args.builds, args.tensorboard))
+    for p in paths:
+        print(p)
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from ..examples import run_demo
 
@@ -169,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    handler = {"build": _cmd_build, "inspect": _cmd_inspect, "targets": _cmd_targets, "demo": _cmd_demo}
+    handler = {"build": _cmd_build, "inspect": _cmd_inspect, "targets": _cmd_targets, "report": _cmd_report,
+               "demo": _cmd_demo}
     try:
         code = handler[args.command](args)
     except EdgecError as exc:
