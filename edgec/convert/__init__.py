@@ -39,7 +39,6 @@ class Converter:
 
 _REGISTRY: dict[str, Converter] = {}
 
-_MODULES = ("torch_to_onnx", "onnx_to_tf", "tf_to_tflite", "onnx_to_tflite", "keras_to_tf", "tf_to_onnx")
 
 
 def register(conv: Converter) -> Converter:
@@ -53,7 +52,11 @@ def register(conv: Converter) -> Converter:
 
 
 def converters() -> list[Converter]:
-    """Every registered edge. Importing the edge modules is cheap: heavy imports happen in ``run``."""
-    for mod in _MODULES:
-        importlib.import_module(f"{__name__}.{mod}")
+    """Every registered edge: each public module of this package registers one. Importing them is
+    cheap: heavy imports happen inside ``run``."""
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
     return list(_REGISTRY.values())
