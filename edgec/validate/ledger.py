@@ -1,0 +1,337 @@
+"""The build's parity ledger: the validation samples run through every artifact of the route (the
+source in torch/onnxruntime/TF/Keras, the ONNX under onnxruntime, the SavedModel under TF, each
+TFLite variant under ai-edge-litert with its default delegate *and* with the reference kernels),
+each stage compared with the source and with the stage before it, against the target's budget for
+its variant (CLI overrides first, then the profile, then ``DEFAULT_BUDGETS``).
+
+A stage that misses its budget both against the source and against the stage before it
+*introduced* the error; for such a stage the ledger localizes the first divergent layer
+(``edgec.validate.localize``). TFLite models run in a worker process each
+(``edgec.validate.worker``): an interpreter that aborts becomes an error for that variant and the
+rest of the ledger completes. Outputs go through memory-mapped files, one sample at a time.
+
+The numbers are cached under a key made of every artifact's sha256 and the validation data's
+digest, so a warm rebuild recomputes only the verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from ..cache import step_key
+from ..formats import Artifact, Format, TensorSpec
+from .compare import merge, metrics, public, verdict
+from .worker import ArrayStore, run_task, write_feeds
+
+LEDGER_VERSION = 7
+DEFAULT_BUDGETS = {
+    "fp32": {"atol": 1e-4},
+    "fp16": {"cosine": 0.999},
+    "dynamic_int8": {"cosine": 0.99},
+    "int8": {"top1_confident": 0.95, "cosine": 0.97},
+    "int16x8": {"cosine": 0.999},
+}
+TOOLS = ("torch", "onnxruntime", "tensorflow", "ai-edge-litert")
+KERNELS = {"default": "ai-edge-litert, default delegate (XNNPACK)", "reference": "ai-edge-litert, reference "
+           "kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)"}
+
+
+def stage_name(a: Artifact) -> str:
+    return f"tflite:{a.variant}" if a.format is Format.TFLITE else a.format.value
+
+
+def budget_for(stage: str, target, overrides: dict) -> tuple[str, dict, str]:
+    """(variant, budget, where it came from) for a stage; float stages use the fp32 budget."""
+    variant = stage.split(":", 1)[1] if stage.startswith("tflite:") else "fp32"
+    budget, source = dict(DEFAULT_BUDGETS.get(variant, {"cosine": 0.99})), "default"
+    if target.parity.get(variant):
+        budget, source = dict(target.parity[variant]), f"target {target.name}"
+    if overrides.get(variant):
+        budget.update(overrides[variant])
+        source = f"{source} + overrides"
+    return variant, budget, source
+
+
+# -- running every stage --------------------------------------------------------------------------
+
+class _Plan:
+    """What each stage needs to run: its artifact, I/O map, output layout hints, previous stage."""
+
+    def __init__(self, src: Artifact, stages: list[Artifact], inputs, outputs):
+        from ..calibration import identity_io
+
+        self.src, self.inputs, self.outputs = src, inputs, outputs
+        self.rows = []
+        io_meta, prev = None, "source"
+        from_saved_model = any(a.format is Format.SAVED_MODEL for a in stages)
+        for a in stages:
+            io_meta = a.meta.get("io") or io_meta
+            io_map = a.meta.get("io") or (io_meta if a.format is Format.TFLITE and from_saved_model else None)
+            if a.format is Format.SAVED_MODEL and io_map is None:
+                io_map = identity_io(inputs, outputs)
+            hints = [bool(m.get("perm") and m["perm"] != sorted(m["perm"]))
+                     for m in (io_meta or {}).get("outputs", [])] or None
+            name = stage_name(a)
+            self.rows.append({"name": name, "artifact": a, "io_map": io_map, "hints": hints, "previous": prev})
+            if a.format is not Format.TFLITE or a.variant == "fp32":
+                prev = name
+
+
+def _in_process(build, a: Artifact, row: dict | None, plan: _Plan, feeds_dir: Path, out: Path) -> dict:
+    import time
+
+    from .runners import runner_for
+    from .worker import read_feeds
+
+    module = None
+    if a.format in (Format.TORCHSCRIPT, Format.EXPORTED_PROGRAM, Format.TORCH_MODULE):
+        from ..loaders import load_torch
+
+        module = a.meta.get("module") or load_torch(a.path, a.format, trust_pickle=True)
+    io_map = (row or {}).get("io_map")
+    if a.format is Format.SAVED_MODEL and io_map is None:  # a SavedModel source: its own names and layout
+        from ..calibration import identity_io
+
+        io_map = identity_io(plan.inputs, plan.outputs)
+    runner = runner_for(a.format, a.path, source_inputs=plan.inputs, source_outputs=plan.outputs,
+                        io_map=io_map, torch_module=module,
+                        threads=build.target.threads_here(), out_hints=(row or {}).get("hints"))
+    store = ArrayStore(out, ArrayStore(feeds_dir).samples())
+    t0 = time.perf_counter()
+    for i, feed in enumerate(read_feeds(feeds_dir)):
+        store.put(i, runner.infer(feed))
+    store.close()
+    return {"runtime": runner.name, "infer_seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _tflite(build, row: dict, plan: _Plan, feeds_dir: Path, out: Path, kernels: str) -> dict:
+    task = {"task": "tflite_outputs", "model": str(row["artifact"].path), "inputs": str(feeds_dir),
+            "outputs": str(out), "source_inputs": [s.to_dict() for s in plan.inputs],
+            "source_outputs": [s.to_dict() for s in plan.outputs], "io_map": row["io_map"],
+            "out_hints": row["hints"], "threads": build.target.threads_here(),
+            "reference_kernels": kernels == "reference"}
+    res = run_task(task)
+    res["runtime"] = KERNELS[kernels]
+    return res
+
+
+def _compare(a: Path, b: Path) -> list[dict]:
+    """Per output, merged metrics of store ``b`` against store ``a``, a sample at a time."""
+    sa, sb = ArrayStore(a), ArrayStore(b)
+    per_out: list[list] = []
+    for i in range(sa.samples()):
+        ra, rb = sa.get(i), sb.get(i)
+        if not per_out:
+            per_out = [[] for _ in ra]
+        for k, (x, y) in enumerate(zip(ra, rb)):
+            per_out[k].append(metrics(x, y))
+        if len(rb) != len(ra):
+            raise ValueError(f"{len(rb)} outputs where the source has {len(ra)}")
+    return [public(merge(m)) for m in per_out]
+
+
+def _compute(build, plan: _Plan, validation, work: Path) -> dict:
+    feeds = write_feeds(work / "inputs", [s.name for s in plan.inputs], (s.feed for s in validation.samples))
+    numbers = {"order": [r["name"] for r in plan.rows], "stages": {}}
+    with build.progress.step(f"parity: source on {len(validation.samples)} samples"):
+        numbers["source"] = _in_process(build, plan.src, None, plan, feeds, work / "source")
+    for row in plan.rows:
+        name, a = row["name"], row["artifact"]
+        with build.progress.step(f"parity: {name}"):
+            rec = {"previous": row["previous"]}
+            if a.format is Format.TFLITE:
+                rec.update(_tflite(build, row, plan, feeds, work / name, "default"))
+                ref = _tflite(build, row, plan, feeds, work / f"{name}@ref", "reference")
+                rec["reference_kernels"] = _with_metrics(ref, work, name, f"{name}@ref")
+            else:
+                rec.update(_in_process(build, a, row, plan, feeds, work / name))
+            numbers["stages"][name] = _with_metrics(rec, work, name, None)
+    return numbers
+
+
+def _with_metrics(rec: dict, work: Path, name: str, ref_name: str | None) -> dict:
+    """Add vs_source / vs_previous (and for reference-kernel runs vs the default run) metrics."""
+    if rec.get("error"):
+        return rec
+
+    def against(base: str, here: str):
+        return _compare(work / base, work / here) if (work / base).is_dir() else None
+
+    try:
+        if ref_name is None:
+            rec["vs_source"] = against("source", name)
+            rec["vs_previous"] = against(rec["previous"], name) if rec["previous"] != "source" else rec["vs_source"]
+        else:
+            rec["vs_source"] = against("source", ref_name)
+            rec["vs_default"] = against(name, ref_name)
+    except ValueError as exc:
+        rec["error"] = f"cannot compare the outputs: {exc}"
+    return rec
+
+
+# -- verdicts -------------------------------------------------------------------------------------
+
+def _output_rows(rec: dict, budget: dict, outputs: list[TensorSpec]) -> tuple[list[dict], bool, bool]:
+    rows, ok_src, ok_prev = [], True, True
+    ref = rec.get("reference_kernels") or {}
+    for i, m in enumerate(rec["vs_source"] or []):
+        ok, misses = verdict(m, budget)
+        prev = (rec.get("vs_previous") or [None] * (i + 1))[i]
+        ok_src &= ok
+        ok_prev &= verdict(prev, budget)[0] if prev else False
+        row = {"output": outputs[i].name if i < len(outputs) else f"output_{i}", **m, "vs_previous": prev,
+               "ok": ok, "misses": misses}
+        if ref.get("vs_source"):
+            row["reference_kernels"] = ref["vs_source"][i]
+            row["drift"] = (ref.get("vs_default") or [None] * (i + 1))[i]
+        rows.append(row)
+    return rows, ok_src, ok_prev
+
+
+def _stage(name: str, rec: dict, target, outputs, overrides: dict) -> dict:
+    variant, budget, where = budget_for(name, target, overrides)
+    st = {"stage": name, "variant": variant, "runtime": rec.get("runtime"), "compared_with": "source",
+          "previous": rec["previous"], "budget": budget, "budget_source": where}
+    if rec.get("error") or rec.get("vs_source") is None:
+        err = rec.get("error") or "no outputs to compare"
+        return {**st, "ok": False, "introduced": True, "error": err, "outputs": [],
+                "misses": [f"did not run: {err}"]}
+    rows, ok_src, ok_prev = _output_rows(rec, budget, outputs)
+    st.update(ok=ok_src, introduced=not ok_src and not ok_prev, outputs=rows,
+              misses=[m for r in rows for m in r["misses"]])
+    ref = rec.get("reference_kernels")
+    if ref is not None:
+        ref_ok = bool(ref.get("vs_source")) and all(verdict(m, budget)[0] for m in ref["vs_source"])
+        st["reference_kernels"] = {"runtime": ref.get("runtime"), "error": ref.get("error"), "ok": ref_ok,
+                                   "infer_seconds": ref.get("infer_seconds")}
+    return st
+
+
+def _findings(stages: list[dict]) -> list[str]:
+    out = []
+    for st in stages:
+        if st.get("error"):
+            out.append(f"{st['stage']} did not run: {st['error']}")
+        elif st.get("introduced") and not st["ok"]:
+            out.append(f"{st['stage']} introduced the error (it misses against {st['previous']} too): "
+                       f"{'; '.join(st['misses'][:2])}")
+        ref = st.get("reference_kernels")
+        if ref and ref.get("error"):
+            out.append(f"{st['stage']}: the reference-kernel run failed: {ref['error']}")
+        elif ref and ref["ok"] != st["ok"]:
+            good, bad = ("reference kernels", "default delegate") if ref["ok"] else ("default delegate",
+                                                                                     "reference kernels")
+            out.append(f"{st['stage']}: delegate-vs-reference drift: within budget with the {good}, "
+                       f"missed with the {bad}")
+    return out
+
+
+def _validation_text(validation) -> str:
+    if validation.synthetic:
+        return (f"synthetic: {len(validation.samples)} random samples (--synthetic-validation); "
+                "not evidence of accuracy on real inputs")
+    return f"{len(validation.samples)} validation samples from {validation.source} (real data)"
+
+
+# -- localization ---------------------------------------------------------------------------------
+
+def _localization_pair(name: str, plan: _Plan) -> tuple[dict | None, dict | None, str]:
+    """(reference row, candidate row, note) for localizing stage ``name``."""
+    rows = {r["name"]: r for r in plan.rows}
+    fp32 = rows.get("tflite:fp32")
+    if name in ("saved_model", "tflite:fp32"):
+        onnx = rows.get("onnx")
+        if onnx is None or fp32 is None:
+            return None, None, "no ONNX stage in this route to localize a float stage against"
+        note = "the TFLite fp32 made from this SavedModel vs ONNX" if name == "saved_model" else "vs ONNX"
+        return onnx, fp32, note
+    if name.startswith("tflite:") and fp32 is not None:
+        return fp32, rows[name], "vs tflite:fp32, each intermediate dequantized"
+    return None, None, f"layer localization is not available for the {name} stage"
+
+
+def _localize(build, name: str, st: dict, plan: _Plan, validation) -> dict:
+    from .localize import SAMPLES, layer_limits
+
+    ref, got, note = _localization_pair(name, plan)
+    if ref is None:
+        return {"note": note, "first_divergent": None}
+    limits = layer_limits(st["budget"])
+    n = min(SAMPLES, len(validation.samples))
+    key = step_key("localize", got["artifact"].meta["sha256"],
+                   {"ref": ref["artifact"].meta["sha256"], "validation": validation.sha256, "samples": n,
+                    "limits": limits, "v": LEDGER_VERSION}, {})
+    entry = build.cache.get(key)
+    if entry is not None:
+        loc = json.loads(entry.output.read_text())
+    else:
+        with build.progress.step(f"parity: localizing {name} ({note})"), \
+                tempfile.TemporaryDirectory(prefix="edgec-localize-") as work:
+            feeds = write_feeds(Path(work) / "inputs", [s.name for s in plan.inputs],
+                                (s.feed for s in validation.samples[:n]))
+            task = {"task": "layers", "ref": str(ref["artifact"].path), "ref_kind":
+                    "onnx" if ref["artifact"].format is Format.ONNX else "tflite", "got": str(got["artifact"].path),
+                    "ref_io_map": ref["io_map"], "got_io_map": got["io_map"], "inputs": str(feeds),
+                    "source_inputs": [s.to_dict() for s in plan.inputs], "samples": n, "limits": limits,
+                    "source_outputs": [s.to_dict() for s in plan.outputs], "threads": build.target.threads_here()}
+            loc = run_task(task)
+        if not loc.get("error"):
+            _cache_json(build.cache, key, loc)
+    return {**loc, "note": note, "reference_stage": ref["name"], "model_stage": got["name"]}
+
+
+# -- the entry point ------------------------------------------------------------------------------
+
+def run_ledger(build, src: Artifact, chain: list[Artifact], tflites: list[Artifact], inputs: list[TensorSpec],
+               outputs: list[TensorSpec], validation) -> dict:
+    stages = [a for a in chain if a.format is not Format.TFLITE] + tflites
+    plan = _Plan(src, stages, inputs, outputs)
+    shas = [src.meta["sha256"]] + [a.meta["sha256"] for a in stages]
+    from ..pipeline import tool_versions
+
+    key = step_key("parity", shas[0], {"stages": shas, "names": [r["name"] for r in plan.rows],
+                                       "validation": validation.sha256, "threads": build.target.threads_here(),
+                                       "v": LEDGER_VERSION}, tool_versions(TOOLS))
+    entry = build.cache.get(key)
+    if entry is not None:
+        numbers = json.loads(entry.output.read_text())
+    else:
+        with tempfile.TemporaryDirectory(prefix="edgec-ledger-") as work:
+            numbers = _compute(build, plan, validation, Path(work))
+        if not _failed(numbers["stages"].values()):  # a crash or time-out may not repeat: never cached
+            _cache_json(build.cache, key, numbers)
+    return _assemble(build, numbers, plan, outputs, validation)
+
+
+def _failed(records) -> bool:
+    return any(r.get("error") or (r.get("reference_kernels") or {}).get("error") for r in records)
+
+
+def _cache_json(cache, key: str, data) -> None:
+    def produce(path: Path) -> dict:
+        path.write_text(json.dumps(data, default=float))
+        return {}
+
+    cache.put(key, produce)
+
+
+def _assemble(build, numbers: dict, plan: _Plan, outputs, validation) -> dict:
+    cfg = build.cfg
+    stages = [_stage(n, numbers["stages"][n], build.target, outputs, cfg.parity_budgets) for n in numbers["order"]]
+    localization = [{"stage": st["stage"], **_localize(build, st["stage"], st, plan, validation)}
+                    for st in stages if st.get("introduced") and not st["ok"] and not st.get("error")]
+    findings = _findings(stages)
+    from .localize import describe
+
+    for loc in localization:
+        if "first_divergent" in loc or loc.get("error"):
+            findings.append(f"{loc['stage']}: {describe(loc)}")
+    ok = all(st["ok"] for st in stages)
+    introduced = [st["stage"] for st in stages if st.get("introduced") and not st["ok"]]
+    return {"ok": ok, "mode": cfg.parity, "synthetic": validation.synthetic, "inputs": _validation_text(validation),
+            "validation": validation.record(), "source_runtime": numbers["source"].get("runtime"),
+            "stages": stages, "introduced_by": introduced, "localization": localization, "findings": findings,
+            "finding": findings[0] if findings and not ok else None,
+            "verdict": "ok" if ok else ("missed (--parity warn: build kept)" if cfg.parity == "warn" else "missed")}
