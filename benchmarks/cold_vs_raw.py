@@ -40,7 +40,7 @@ def edgec_cold(model: Path, work: Path) -> float:
     work.mkdir()
     out, cache = work / "edgec-out", work / "edgec-cache"
     seconds = run_timed([EDGEC, "build", str(model), "--target", "desktop-cpu", "--variants", "fp32",
-                         "-o", str(out), "--cache-dir", str(cache), "-q"])
+                         "-o", str(out), "--cache-dir", str(cache), "-q", "--synthetic-validation"])
     assert (out / "model_fp32.tflite").is_file(), "edgec wrote no model_fp32.tflite"
     return seconds
 

@@ -31,7 +31,7 @@ def warm_config(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("warm")
     save_model("tiny", tmp / "tiny.pt")
     cfg = edgec.BuildConfig(model=str(tmp / "tiny.pt"), target="desktop-cpu", variants=("fp32",),
-                            out=str(tmp / "out"), cache_dir=str(tmp / "cache"))
+                            out=str(tmp / "out"), cache_dir=str(tmp / "cache"), synthetic_validation=True)
     edgec.build(cfg)  # cold: fills the cache
     return cfg
 

@@ -30,7 +30,7 @@ def main() -> int:
         model = tmp / "model.pt"
         save_model(args.model, model)
         cmd = [EDGEC, "build", str(model), "--target", "desktop-cpu", "--variants", "fp32",
-               "-o", str(tmp / "out"), "--cache-dir", str(tmp / "cache"), "-q"]
+               "-o", str(tmp / "out"), "--cache-dir", str(tmp / "cache"), "-q", "--synthetic-validation"]
         cold = run_timed(cmd)
         warm = [run_timed(cmd) for _ in range(args.runs)]
         steps = json.loads((tmp / "out" / "manifest.json").read_text())["steps"]

@@ -3,8 +3,11 @@
 The public API (everything the CLI does, a Python user can do):
 
     import edgec
-    result = edgec.build(edgec.BuildConfig(model="model.pt", target="rpi4", out="out"))
+    result = edgec.build(edgec.BuildConfig(model="model.pt", target="rpi4", out="out",
+                                           validation_data="photos/", calibration_data="calib/"))
+    edgec.compare_models("model_fp32.tflite", "model_int8.tflite", data="photos/")  # `edgec parity`
     edgec.inspect("model.tflite")
+    edgec.bundle("out")              # the Android bundle of a finished build
     edgec.load_target("rpi4")
 
 Heavy frameworks (torch, TensorFlow, onnx2tf) are imported only when a step needs them.
@@ -12,7 +15,8 @@ Heavy frameworks (torch, TensorFlow, onnx2tf) are imported only when a step need
 
 __version__ = "0.1.0"
 
-from .config import BuildConfig  # noqa: E402  (light: dataclasses only)
+from .bundler.options import BundleOptions  # noqa: E402  (light: dataclasses only)
+from .config import BenchConfig, BuildConfig  # noqa: E402  (light: dataclasses only)
 from .errors import EdgecError  # noqa: E402
 
 
@@ -34,10 +38,26 @@ def load_target(name_or_path: str):
     return _load(name_or_path)
 
 
+def bundle(out, options=None, **kwargs):
+    """(Re-)create ``OUT/bundle/`` and ``OUT/bundle.zip`` from a finished build (see ``edgec.bundler``)."""
+    from .bundler import bundle as _bundle
+
+    return _bundle(out, options, **kwargs)
+
+
+def compare_models(a, b, **kwargs):
+    """``edgec parity A B``: outputs compared, the first divergent layer named (``edgec.validate.pairwise``)."""
+    from .validate.pairwise import compare_models as _compare
+
+    return _compare(a, b, **kwargs)
+
+
 def save_torchscript(module, example_inputs, path, input_names=None):
     from .loaders import save_torchscript as _save
 
     return _save(module, example_inputs, path, input_names)
 
 
-__all__ = ["BuildConfig", "EdgecError", "build", "inspect", "load_target", "save_torchscript", "__version__"]
+__all__ = ["BenchConfig", "BuildConfig", "BundleOptions", "EdgecError", "build", "bundle", "compare_models", "inspect", "load_target",
+           "save_torchscript",
+           "__version__"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .bundler.options import BundleOptions
 from .errors import UsageError
 
 PARITY_MODES = ("fail", "warn")
@@ -50,6 +51,22 @@ class BuildConfig:
     use_cache: bool = True
     parity: str = "fail"
     seed: int = 0
+    # calibration (int8/int16x8) and validation (the parity ledger) data; see edgec/datasets.py
+    calibration_data: str | None = None     # image folder, .npy/.npz, or package.module:function
+    calibration_samples: int = 100
+    synthetic_calibration: bool = False     # random calibration data: only on this explicit flag
+    validation_data: str | None = None      # the same kinds; must not share samples with calibration
+    validation_samples: int | None = None   # None: all given samples up to 500; 8 if synthetic
+    synthetic_validation: bool = False      # random validation data: only on this explicit flag
+    quant_io: str = "float"                 # the int8 variant's input/output type: float, int8, uint8
+    image_resize: int | None = None         # images: shorter side resized to this, then center-cropped
+    mean: tuple[float, ...] | None = None   # per channel, on [0, 1] pixels; None: ImageNet's (3 ch)
+    std: tuple[float, ...] | None = None
+    channel_order: str = "rgb"
+    image_layout: str | None = None         # nchw or nhwc; None: from the input's shape
+    parity_budgets: dict[str, dict[str, float]] = field(default_factory=dict)  # over the profile's
+    bench: bool = True                      # measure every variant (cached per artifact and machine)
+    bundle: BundleOptions = field(default_factory=BundleOptions)  # the Android bundle; see edgec/bundler/
 
     def __post_init__(self):
         if self.parity not in PARITY_MODES:
@@ -58,6 +75,7 @@ class BuildConfig:
             raise UsageError(f"exporter '{self.exporter}' is not one of {', '.join(EXPORTERS)}")
         if self.model is None and self.factory is None:
             raise UsageError("no model given", hint="pass a model file, or --factory package.module:function")
+        _check_data_settings(self)
 
     def to_dict(self) -> dict[str, Any]:
         d = {}
@@ -67,6 +85,8 @@ class BuildConfig:
                 v = list(v)
             if f.name == "input_shapes":
                 v = {k: list(s) for k, s in v.items()}
+            if f.name == "bundle":
+                v = v.to_dict()
             d[f.name] = v
         return d
 
@@ -83,10 +103,65 @@ class BuildConfig:
                 d[key] = tuple(d[key])
         if "input_shapes" in d:
             d["input_shapes"] = {k: tuple(int(x) for x in v) for k, v in (d["input_shapes"] or {}).items()}
+        for key in ("mean", "std"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
+        if not isinstance(d.get("bundle", BundleOptions()), BundleOptions):
+            d["bundle"] = BundleOptions.from_dict(d["bundle"], where=f"{where}: bundle")
         return cls(**d)
 
     def merged(self, **overrides) -> "BuildConfig":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+QUANT_IO_TYPES = ("float", "int8", "uint8")
+
+
+def _check_data_settings(cfg: "BuildConfig") -> None:
+    from .targets import PARITY_KEYS, VARIANTS
+
+    if cfg.quant_io not in QUANT_IO_TYPES:
+        raise UsageError(f"quant_io '{cfg.quant_io}' is not one of {', '.join(QUANT_IO_TYPES)}")
+    if cfg.channel_order not in ("rgb", "bgr"):
+        raise UsageError(f"channel order '{cfg.channel_order}' is not rgb or bgr")
+    if cfg.image_layout not in (None, "nchw", "nhwc"):
+        raise UsageError(f"image layout '{cfg.image_layout}' is not nchw or nhwc")
+    for name in ("calibration_samples", "validation_samples"):
+        if name == "validation_samples" and cfg.validation_samples is None:
+            continue
+        if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
+            raise UsageError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
+    if cfg.image_resize is not None and (not isinstance(cfg.image_resize, int) or cfg.image_resize < 1):
+        raise UsageError(f"image_resize must be a positive integer, got {cfg.image_resize!r}")
+    if cfg.std is not None and any(v == 0 for v in cfg.std):
+        raise UsageError("std values must be non-zero")
+    for variant, budget in cfg.parity_budgets.items():
+        if variant not in VARIANTS or not isinstance(budget, dict):
+            raise UsageError(f"parity budget for unknown variant '{variant}'", hint=f"known: {', '.join(VARIANTS)}")
+        bad = sorted(set(budget) - set(PARITY_KEYS))
+        if bad:
+            raise UsageError(f"unknown parity budget key(s) {', '.join(bad)} for {variant}",
+                             hint=f"allowed: {', '.join(PARITY_KEYS)}")
+
+
+def parse_budget(text: str) -> tuple[str, str, float]:
+    """``int8.top1=0.9`` -> ("int8", "top1", 0.9)."""
+    lhs, sep, value = text.partition("=")
+    variant, dot, key = lhs.partition(".")
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if not sep or not dot or number is None:
+        raise UsageError(f"--budget '{text}' is not VARIANT.KEY=NUMBER", hint="e.g. --budget int8.top1=0.95")
+    return variant, key, number
+
+
+def parse_floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"--{what} '{text}' is not a comma-separated list of numbers") from None
 
 
 def load_config_file(path: str) -> dict[str, Any]:
@@ -106,3 +181,33 @@ def load_config_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError("config must be a mapping of build settings", where=str(p))
     return data.get("config", data) if "edgec_version" in data else data
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """``edgec bench``: one artifact measured with a target profile's runtime (see ``edgec.bench``)."""
+
+    artifact: str
+    target: str = "desktop-cpu"
+    threads: int | None = None          # None: the profile's, capped at this machine's cores
+    variant: str | None = None          # None: read from the model (fp32, fp16, dynamic_int8, int8)
+    warmup_s: float = 1.0
+    min_runs: int = 50
+    min_seconds: float = 5.0
+    max_seconds: float = 120.0
+    inputs: str | None = None           # an .npz of inputs by name; None: seeded synthetic inputs
+    seed: int = 0
+    compat: bool = True                 # check (and try loading with) the on-device runtime
+    baseline: str | None = None         # a previous `edgec bench --json` (or a build's manifest.json)
+    fail_on: str | None = None          # e.g. "p50:+10%"
+
+    def __post_init__(self):
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {self.threads}")
+        if self.min_runs < 1 or self.warmup_s < 0 or self.min_seconds < 0 or self.max_seconds <= 0:
+            raise UsageError("bench settings must be positive (--min-runs >= 1, times >= 0)")
+        if (self.baseline is None) != (self.fail_on is None):
+            raise UsageError("--baseline and --fail-on go together", hint="e.g. --baseline base.json --fail-on p50:+10%")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

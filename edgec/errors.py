@@ -114,6 +114,7 @@ EXIT_CODES: dict[int, str] = {
     7: OutputError.__doc__.strip(),
     8: ParityError.__doc__.strip(),
     9: DependencyError.__doc__.strip(),
+    10: "benchmark regression: `edgec bench --baseline --fail-on` found the metric beyond its noise-aware bound",
     130: "interrupted (Ctrl-C); nothing half-written is left in the output directory",
 }
 

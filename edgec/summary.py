@@ -34,11 +34,16 @@ def render_summary(m: dict, out: Path) -> str:
     for s in m.get("skipped_variants", []):
         lines.append(f"  (skipped {s['variant']}: {s['reason']})")
     p = m["parity"]
-    lines.append(f"parity ({p.get('inputs', '')}):")
-    for st in p.get("stages", []):
-        for o in st["outputs"]:
-            top1 = f" top1 {o['top1']:.3f}" if "top1" in o else ""
-            lines.append(f"  {st['stage']:<20} {o['output'][:20]:<20} max_abs {o['max_abs']:.2e}  cos {o['cosine']:.6f}"
-                         f"{top1}  {'ok' if o['ok'] else 'MISS: ' + '; '.join(o['misses'])}")
+    cal = m.get("calibration")
+    if cal:
+        lines.append(f"calibration: {cal['samples']} samples from {cal['source']}"
+                     f"{' (SYNTHETIC: random data)' if cal.get('synthetic') else ''}")
+    from .validate.table import render_ledger
+
+    lines.extend(render_ledger(p))
+    if m.get("bundle"):
+        bun = m["bundle"]
+        lines.append(f"bundle ({bun['task']}): {out}/{bun['path']}/ and {out}/{bun['zip']}: {', '.join(bun['models'])}"
+                     f"{'' if bun['checks_ok'] else ' (a bundle check FAILED: see bundle/manifest.json)'}")
     lines.append(f"{'OK' if p.get('ok', True) else 'PARITY MISS'}: wrote {out}/manifest.json")
     return "\n".join(lines)

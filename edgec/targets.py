@@ -18,7 +18,7 @@ from .errors import TargetError
 VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8", "int16x8")
 RUNTIMES = ("tflite", "onnxruntime")
 DELEGATES = ("xnnpack", "gpu", "nnapi", "none", "cpu", "cuda")
-PARITY_KEYS = ("atol", "rtol", "cosine", "top1", "snr_db")
+PARITY_KEYS = ("atol", "rtol", "cosine", "top1", "top1_confident", "snr_db")  # see edgec/validate/compare.py
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Runtime:
     delegate: str
     threads: int
     on_device: str
+    on_device_package: str = ""   # pip distribution the device runs (e.g. tflite-runtime), if any
+    on_device_version: str = ""   # TFLite runtime version in TF numbering, for op-version checks
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,14 @@ class TargetProfile:
     layout: str = "nhwc"
     parity: dict[str, dict[str, float]] = field(default_factory=dict)
     source: str = ""  # the file it was loaded from
+    budgets: dict[str, float] = field(default_factory=dict)           # latency_ms, size_mb
+    delegate_constraints: dict[str, Any] = field(default_factory=dict)  # ops allow-list, rank/shape limits
+    reference: dict[str, Any] = field(default_factory=dict)           # published numbers the estimate uses
+
+    @property
+    def is_host(self) -> bool:
+        """True when the profile describes this machine (measured here, never estimated)."""
+        return self.device.isa == "host"
 
     def threads_here(self) -> int:
         """Threads to use on this machine: the profile's, capped at the host's cores (0 = all)."""
@@ -69,12 +79,21 @@ _SCHEMA: dict[str, Any] = {
     "description": str,
     "alias_of": str,
     "device": {"name": str, "cpu": str, "isa": str, "fp16_arithmetic": bool, "cores": int},
-    "runtime": {"name": str, "delegate": str, "threads": int, "on_device": str},
+    "runtime": {"name": str, "delegate": str, "threads": int, "on_device": str, "on_device_package": str,
+                "on_device_version": str},
     "layout": str,
     "variants": list,
     "parity": dict,
+    "budgets": {"latency_ms": (int, float), "size_mb": (int, float)},
+    "delegate_constraints": {"source": str, "ops": list, "max_versions": dict, "max_rank": int, "max_batch": int,
+                             "dtypes": list, "hybrid": bool},
+    "reference": {"device": str, "runtime": str, "threads": int, "note": str, "proxy": bool,
+                  "measurements": list},
 }
 _REQUIRED = ("name", "description", "device", "runtime", "variants")
+# Required keys of the nested sections (the rest are optional).
+_NESTED_REQUIRED = {"runtime": ("name", "delegate", "threads", "on_device"), "budgets": (),
+                    "delegate_constraints": ("source", "ops"), "reference": ("device", "runtime")}
 
 
 def _check(where: str, data: Any, schema: dict, path: str) -> None:
@@ -89,12 +108,14 @@ def _check(where: str, data: Any, schema: dict, path: str) -> None:
         expected = schema[key]
         if isinstance(expected, dict):
             _check(where, value, expected, fq)
-            missing = [k for k in expected if k not in value]
+            missing = [k for k in _NESTED_REQUIRED.get(fq, expected) if k not in value]
             if missing:
                 raise TargetError(f"field '{fq}' lacks {', '.join(missing)}", where=where,
                                   hint="see targets/rpi4.yaml for the schema")
         elif expected is int and (not isinstance(value, int) or isinstance(value, bool)):
             raise TargetError(f"field '{fq}' must be an integer, got {value!r}", where=where)
+        elif expected == (int, float) and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise TargetError(f"field '{fq}' must be a number, got {value!r}", where=where)
         elif not isinstance(value, expected):
             raise TargetError(f"field '{fq}' must be {expected.__name__}, got {value!r}", where=where)
 
@@ -129,12 +150,16 @@ def validate_profile(data: Any, where: str) -> TargetProfile:
                                   hint=f"allowed: {', '.join(PARITY_KEYS)}")
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 raise TargetError(f"field 'parity.{variant}.{k}' must be a number, got {v!r}", where=where)
+    from .profile_sections import check_sections
+
+    check_sections(data, where)
     return TargetProfile(
         name=data["name"], description=data["description"],
         device=Device(**data["device"]), runtime=Runtime(**rt),
         variants=tuple(data["variants"]), layout=data.get("layout", "nhwc"),
         parity={k: {kk: float(vv) for kk, vv in v.items()} for k, v in data.get("parity", {}).items()},
-        source=where,
+        source=where, budgets=dict(data.get("budgets", {})),
+        delegate_constraints=dict(data.get("delegate_constraints", {})), reference=dict(data.get("reference", {})),
     )
 
 

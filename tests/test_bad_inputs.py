@@ -66,7 +66,7 @@ def corpus(models, tmp_path_factory):
     del onnx
     good_tfl = d / "good.tflite"
     main(["build", str(models / "cnn.pt"), "-o", str(d / "tfl_build"), "--variants", "fp32", "-q",
-          "--cache-dir", str(d / "cache")])
+          "--synthetic-validation", "--cache-dir", str(d / "cache")])
     tb = (d / "tfl_build" / "model_fp32.tflite").read_bytes()
     good_tfl.write_bytes(tb)
     (d / "truncated.tflite").write_bytes(tb[: len(tb) // 2])
@@ -115,7 +115,8 @@ def test_bad_input(case, corpus, capsys, tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("user file")
     before = _snapshot(out)
-    rc = main(["build", str(corpus / model), "-o", str(out), "-q", "--cache-dir", str(tmp_path / "cache"), *extra])
+    rc = main(["build", str(corpus / model), "-o", str(out), "-q", "--cache-dir", str(tmp_path / "cache"),
+               "--synthetic-validation", *extra])
     err = capsys.readouterr().err
     assert rc == code, err
     lines = [ln for ln in err.splitlines() if ln.startswith("edgec:")]

@@ -61,7 +61,7 @@ def _build_in_process(args):
     model, out, cache = args
     from edgec.cli.main import main
 
-    return main(["build", model, "-o", out, "-q", "--variants", "fp32", "--cache-dir", cache])
+    return main(["build", model, "-o", out, "-q", "--variants", "fp32", "--synthetic-validation", "--cache-dir", cache])
 
 
 def test_two_concurrent_builds_same_model(models, tmp_path):
@@ -85,7 +85,7 @@ def test_two_concurrent_builds_same_model(models, tmp_path):
 
 def test_warm_rebuild_reuses_every_step(models, cache_dir, tmp_path):
     cfg = edgec.BuildConfig(model=str(models / "cnn.pt"), out=str(tmp_path / "a"), cache_dir=str(cache_dir),
-                            variants=("fp32",))
+                            variants=("fp32",), synthetic_validation=True)
     edgec.build(cfg)
     again = edgec.build(cfg.merged(out=str(tmp_path / "b")))
     assert all(s["cached"] for s in again.manifest["steps"])
@@ -102,7 +102,7 @@ def test_warm_rebuild_reuses_every_step(models, cache_dir, tmp_path):
 def test_factory_builds_hit_the_cache(cache_dir, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     cfg = edgec.BuildConfig(factory="tiny_models:cnn_factory", out=str(tmp_path / "a"), cache_dir=str(cache_dir),
-                            variants=("fp32",))
+                            variants=("fp32",), synthetic_validation=True)
     first = edgec.build(cfg)
     again = edgec.build(cfg.merged(out=str(tmp_path / "b")))
     assert first.manifest["source"]["sha256"] == again.manifest["source"]["sha256"]

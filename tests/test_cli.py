@@ -40,7 +40,7 @@ def test_targets_list_and_show(capsys):
 
 def test_inspect_every_format(models, cache_dir, tmp_path, capsys):
     assert main(["build", str(models / "two_input.pt"), "-o", str(tmp_path / "b"), "-q", "--variants", "fp32",
-                 "--cache-dir", str(cache_dir)]) == 0
+                 "--synthetic-validation", "--cache-dir", str(cache_dir)]) == 0
     capsys.readouterr()
     b = tmp_path / "b"
     expect = {models / "two_input.pt": "torchscript", b / "model.onnx": "onnx", b / "saved_model": "saved_model",

@@ -34,12 +34,14 @@ MIN_COSINE = 0.9999
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, real_models):
+def built(tmp_path_factory, real_models, st_model):
     import edgec
 
     root = tmp_path_factory.mktemp("minilm")
+    tokens = real_models.tokenize(st_model, SENTENCES)  # the ledger validates on real tokenized sentences
+    np.savez(root / "sentences.npz", **{k: v.numpy() for k, v in tokens.items()})
     cfg = edgec.BuildConfig(factory="real_models:minilm", variants=("fp32",), out=str(root / "out"),
-                            cache_dir=str(root / "cache"))
+                            cache_dir=str(root / "cache"), validation_data=str(root / "sentences.npz"))
     t0 = time.perf_counter()
     result = edgec.build(cfg)
     seconds = time.perf_counter() - t0
@@ -65,6 +67,7 @@ def test_build_rewrites_reducel2_and_keeps_int64_token_inputs(built, real_models
     record_property("build_seconds", round(seconds, 1))
     m = result.manifest
     assert result.ok and m["parity"]["ok"], m["parity"]
+    assert not m["parity"]["synthetic"] and m["parity"]["validation"]["samples"] == len(SENTENCES)
     assert m["route"] == ["torch_module", "onnx", "saved_model", "tflite"]
     export = next(s for s in m["steps"] if s["name"] == "torch_module_to_onnx")
     assert (export["exporter"], export["opset"]) == ("dynamo", 20)
@@ -111,3 +114,31 @@ def test_tflite_embeddings_match_sentence_transformers(built, st_model, real_mod
     np.fill_diagonal(sim_want, -1)
     assert list(sim_got.argmax(1)) == list(sim_want.argmax(1))
     assert sim_got.argmax(1)[0] == 1 and sim_got.argmax(1)[2] == 3
+
+
+def test_bundle_carries_generic_metadata_that_reads_back(built, tmp_path):
+    """The module's build, bundled (no second conversion): generic metadata for the int64 token inputs
+    and the embedding, no image properties, read back from the model; the graph is untouched."""
+    import shutil
+
+    import edgec
+    from edgec.metadata import read_metadata
+
+    result, _ = built
+    out = tmp_path / "out"
+    shutil.copytree(result.out, out)  # the module's build stays as it was
+    b = edgec.bundle(out, edgec.BundleOptions(name="all-MiniLM-L6-v2", description="sentence embeddings, 384-d",
+                                              license="Apache-2.0"))
+    (m,) = b.manifest["models"]
+    assert b.manifest["task"] == "generic" and b.manifest["labels"] is None
+    assert m["check"]["ok"] and m["check"]["budget"] == {"atol": 0.0}  # metadata only: bit-identical outputs
+    meta, files = read_metadata(out / "bundle" / m["file"])
+    assert meta.to_dict() == m["metadata"] and files == {} and meta.name == "all-MiniLM-L6-v2"
+    assert sorted(t.name for t in meta.inputs) == ["attention_mask", "input_ids"]
+    assert [t.name for t in meta.outputs] == ["output"]
+    for t in meta.inputs + meta.outputs:
+        assert (t.content, t.color_space, t.image_size, t.normalization, t.files) == ("feature", None, None, None, ())
+    assert {t.description for t in meta.inputs} == {"int64 tensor 1x32."}
+    assert meta.outputs[0].description == "float32 tensor 1x384."
+    assert not (out / "bundle" / "snippets" / "MediaPipeImageClassifier.kt").exists()
+    assert "LongArray" in (out / "bundle" / "snippets" / "Interpreter_fp32.kt").read_text()

@@ -17,7 +17,7 @@ from edgec.report import load_report, render_markdown
 def build(models, tmp_path_factory):
     out = tmp_path_factory.mktemp("rep") / "out"
     assert main(["build", str(models / "cnn.pt"), "-o", str(out), "-q", "--variants", "fp32,fp16",
-                 "--cache-dir", str(tmp_path_factory.mktemp("rc"))]) == 0
+                 "--synthetic-validation", "--cache-dir", str(tmp_path_factory.mktemp("rc"))]) == 0
     return out
 
 

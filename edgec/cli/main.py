@@ -45,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--dry-run", action="store_true", help="print the resolved config and route, build nothing")
     b.add_argument("--json", action="store_true", help="print the manifest as JSON")
     b.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    b.add_argument("--no-bench", action="store_true", help="do not measure the variants (by default each is "
+                   "benchmarked once per artifact and machine; a warm rebuild reuses that measurement)")
+    from .parity_cmd import add_build_arguments, add_parsers as add_parity_parsers
+
+    add_build_arguments(b)  # calibration, validation, budgets, image preprocessing
+    from .bundle_cmd import add_build_arguments as add_bundle_arguments, add_parsers as add_bundle_parsers
+
+    add_bundle_arguments(b)  # --labels, --name, ..., --bundle/--no-bundle
 
     i = sub.add_parser("inspect", parents=[common], help="show a model's inputs, outputs, ops and parameters")
     i.add_argument("model")
@@ -55,12 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     t.add_argument("name", nargs="?", help="profile name or file (for show)")
     t.add_argument("--json", action="store_true")
+    t.add_argument("--config", help="(show) a config file whose settings override the profile's")
+    t.add_argument("--threads", type=int, help="(show) threads, overriding config and profile")
+    t.add_argument("--variants", help="(show) comma-separated variants, overriding config and profile")
 
     r = sub.add_parser("report", parents=[common], help="regenerate report.md/report.html of a build, or "
                        "compare two builds")
     r.add_argument("builds", nargs="+", metavar="OUT", help="one build directory, or two to compare (A B)")
     r.add_argument("-o", "--out", help="where a comparison goes (default: the second build's directory)")
     r.add_argument("--tensorboard", metavar="DIR", help="also export the numbers as TensorBoard event files")
+
+    from .bench_cmd import add_parsers
+
+    add_parsers(sub, common, EPILOG)
+    add_bundle_parsers(sub, common, EPILOG)
+    add_parity_parsers(sub, common, EPILOG)
 
     d = sub.add_parser("demo", parents=[common], help="build the built-in real example: pretrained EfficientNet-Lite0 for rpi4")
     d.add_argument("-o", "--out", default="edgec-demo")
@@ -88,7 +105,14 @@ def _build_config(args):
         "keep_layout": args.keep_layout or None, "trust_pickle": args.trust_pickle or None,
         "exporter": args.exporter, "opset": args.opset, "cache_dir": args.cache_dir,
         "use_cache": False if args.no_cache else None, "parity": args.parity,
+        "bench": False if getattr(args, "no_bench", False) else None,
     }
+    from .parity_cmd import build_flags
+
+    flags.update(build_flags(args, base))
+    from .bundle_cmd import build_flags as bundle_flags
+
+    flags.update(bundle_flags(args, base))
     merged = dict(base)
     merged.update({k: v for k, v in flags.items() if v is not None})  # CLI > config file > defaults
     return BuildConfig.from_dict(merged, where=args.config or "flags")
@@ -109,15 +133,25 @@ def _cmd_build(args) -> int:
         print(json.dumps({"config": cfg.to_dict(), "route": [c.name for c in route]}, indent=2))
         return 0
     from .. import build
+    from ..errors import ParityError
 
-    result = build(cfg, Progress(enabled=not (args.quiet or args.json)))
+    try:
+        result = build(cfg, Progress(enabled=not (args.quiet or args.json)))
+    except ParityError as exc:  # the build and its ledger were written: show them, then fail
+        if getattr(exc, "result", None) is not None:
+            _print_build(exc.result, args)
+        raise
+    _print_build(result, args)
+    return 0
+
+
+def _print_build(result, args) -> None:
     if args.json:
         print(json.dumps(result.manifest, indent=2, default=str))
     else:
         from ..summary import render_summary
 
         print(render_summary(result.manifest, result.out))
-    return 0
 
 
 def _cmd_inspect(args) -> int:
@@ -136,7 +170,11 @@ def _cmd_targets(args) -> int:
             from ..errors import UsageError
 
             raise UsageError("`edgec targets show` needs a NAME or a profile FILE")
-        prof = load_target(args.name).to_dict()
+        from .bench_cmd import resolved_settings
+
+        target = load_target(args.name)
+        prof = target.to_dict()
+        prof["resolved"] = resolved_settings(target, args)  # CLI > config file > profile > default
         if args.json:
             print(json.dumps(prof, indent=2))
         else:
@@ -196,6 +234,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = {"build": _cmd_build, "inspect": _cmd_inspect, "targets": _cmd_targets, "report": _cmd_report,
                "demo": _cmd_demo}
+    if args.command in ("bench", "estimate"):
+        from .bench_cmd import cmd_bench, cmd_estimate
+
+        handler.update(bench=cmd_bench, estimate=cmd_estimate)
+    if args.command == "bundle":
+        from .bundle_cmd import cmd_bundle
+
+        handler["bundle"] = cmd_bundle
+    if args.command == "parity":
+        from .parity_cmd import cmd_parity
+
+        handler["parity"] = cmd_parity
     try:
         code = handler[args.command](args)
     except EdgecError as exc:

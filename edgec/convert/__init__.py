@@ -23,6 +23,7 @@ class StepContext:
     inputs: list[TensorSpec]            # the source model's inputs (source layout)
     settings: dict                      # only the settings this converter declared in ``uses``
     log: list[str] = field(default_factory=list)
+    resources: dict = field(default_factory=dict)  # files a step reads whose digest is in ``settings``
 
 
 @dataclass(frozen=True)

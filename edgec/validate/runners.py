@@ -134,7 +134,7 @@ class TFLiteRunner(Runner):
 
     def __init__(self, path: Path, source_inputs: list[TensorSpec], source_outputs: list[TensorSpec],
                  threads: int = 0, out_hints: list[bool] | None = None, reference_kernels: bool = False,
-                 io_map: dict | None = None):
+                 io_map: dict | None = None, preserve_all_tensors: bool = False):
         from ai_edge_litert import interpreter as lite
 
         from ..tflite_model import read_tflite
@@ -143,20 +143,26 @@ class TFLiteRunner(Runner):
         kwargs = {"num_threads": threads or None}
         if reference_kernels:
             kwargs["experimental_op_resolver_type"] = lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        if preserve_all_tensors:  # intermediates stay readable after invoke (for layer comparisons)
+            kwargs["experimental_preserve_all_tensors"] = True
         self.interp = lite.Interpreter(model_path=str(path), **kwargs)
         self.sig = None
+        self.quant: dict[str, tuple] = {}  # I/O name -> (dtype, scale, zero point) of quantized I/O
         if "serving_default" in info.signatures:
             sig = info.signatures["serving_default"]
             self.sig = self.interp.get_signature_runner("serving_default")
             sig_in = self.sig.get_input_details()
             here_in = [TensorSpec(k, tuple(int(d) for d in v["shape"]), "") for k, v in sig_in.items()]
             sig_out = self.sig.get_output_details()
+            self.quant = _quant_params({**sig_in, **sig_out})
             here_out = [TensorSpec(k, tuple(int(d) for d in v["shape"]), "") for k, v in sig_out.items()]
             # Signature maps are sorted by name; restore the model's own output order.
             order = {name: i for i, name in enumerate(t.name for t in info.outputs)}
             here_out.sort(key=lambda t: order.get(sig["outputs"].get(t.name, ""), 0))
         else:
             self.interp.allocate_tensors()
+            self.quant = _quant_params({d["name"]: d for d in self.interp.get_input_details() +
+                                        self.interp.get_output_details()})
             here_in = [TensorSpec(d["name"], tuple(int(x) for x in d["shape"]), "")
                        for d in self.interp.get_input_details()]
             here_out = [TensorSpec(d["name"], tuple(int(x) for x in d["shape"]), "")
@@ -170,17 +176,53 @@ class TFLiteRunner(Runner):
                 [{"source": t.name, "name": t.name, "perm": None} for t in here_out]
         self.details = {d["name"]: d for d in self.interp.get_input_details()}
 
+    def _in(self, name, x):
+        return quantize_array(x, *self.quant[name]) if name in self.quant else x
+
+    def _out(self, name, y):
+        return dequantize_array(y, *self.quant[name][1:]) if name in self.quant else y
+
     def infer(self, feed):
         if self.sig is not None:
-            res = self.sig(**{p["name"]: _to(feed[p["source"]], p["perm"]) for p in self.in_pairs})
-            return [_back(res[p["name"]], p["perm"]) for p in self.out_pairs]
+            res = self.sig(**{p["name"]: self._in(p["name"], _to(feed[p["source"]], p["perm"]))
+                              for p in self.in_pairs})
+            return [_back(self._out(p["name"], res[p["name"]]), p["perm"]) for p in self.out_pairs]
         interp = self.interp
         for p in self.in_pairs:
             idx = next(d["index"] for d in interp.get_input_details() if d["name"] == p["name"])
-            interp.set_tensor(idx, _to(feed[p["source"]], p["perm"]))
+            interp.set_tensor(idx, self._in(p["name"], _to(feed[p["source"]], p["perm"])))
         interp.invoke()
         outs = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
-        return [_back(outs[p["name"]], p["perm"]) for p in self.out_pairs]
+        return [_back(self._out(p["name"], outs[p["name"]]), p["perm"]) for p in self.out_pairs]
+
+
+def _quant_params(details: dict) -> dict:
+    """Quantized (integer with a scale) I/O tensors: name -> (dtype, scale, zero point)."""
+    out = {}
+    for name, d in details.items():
+        scale, zero = d.get("quantization", (0.0, 0))
+        if np.dtype(d["dtype"]).kind in "iu" and scale:
+            out[name] = (np.dtype(d["dtype"]), float(scale), int(zero))
+    return out
+
+
+def quantize_array(x: np.ndarray, dtype, scale: float, zero: int) -> np.ndarray:
+    """Float -> the integer type of a quantized input (round to nearest, saturate)."""
+    if np.asarray(x).dtype.kind in "iu":
+        return np.asarray(x).astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(np.asarray(x, np.float64) / scale + zero), info.min, info.max).astype(dtype)
+
+
+def dequantize_array(q: np.ndarray, scale, zero, axis: int | None = None) -> np.ndarray:
+    """Integer -> float: (q - zero) * scale, per tensor or per channel along ``axis``."""
+    q = np.asarray(q)
+    scale, zero = np.asarray(scale, np.float64), np.asarray(zero, np.float64)
+    if scale.ndim and scale.size > 1 and axis is not None:
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return ((q.astype(np.float64) - zero) * scale).astype(np.float32)
 
 
 def runner_for(fmt: Format, path: Path, *, source_inputs, source_outputs, io_map=None, torch_module=None,
