@@ -41,9 +41,38 @@ def render_summary(m: dict, out: Path) -> str:
     from .validate.table import render_ledger
 
     lines.extend(render_ledger(p))
+    lines.extend(_bench_lines(m))
     if m.get("bundle"):
         bun = m["bundle"]
         lines.append(f"bundle ({bun['task']}): {out}/{bun['path']}/ and {out}/{bun['zip']}: {', '.join(bun['models'])}"
                      f"{'' if bun['checks_ok'] else ' (a bundle check FAILED: see bundle/manifest.json)'}")
     lines.append(f"{'OK' if p.get('ok', True) else 'PARITY MISS'}: wrote {out}/manifest.json")
     return "\n".join(lines)
+
+
+def _bench_lines(m: dict) -> list[str]:
+    """Measured latency here, the estimate on the target device (labelled), and runtime compatibility."""
+    bench = m.get("bench") or {}
+    if not isinstance(bench, dict) or not bench:
+        return []
+    first = next(iter(bench.values()))
+    cond = first.get("conditions") or {}
+    est_dev = next((b["estimate"].get("device") for b in bench.values() if (b.get("estimate") or {}).get("device")), "")
+    lines = [f"latency (measured here: {cond.get('threads', '?')} thread(s), {cond.get('delegate', '')}; "
+             f"estimated on {est_dev or 'the target'}):"]
+    for v, b in bench.items():
+        if not b.get("available", True) or b.get("p50_ms") is None:
+            lines.append(f"  {v:<14} not measured: {b.get('reason', 'unavailable')}")
+            continue
+        est = b.get("estimate") or {}
+        est_txt = (f"estimated {est['p50_ms']:.1f} ms ({est['low_ms']:.1f}-{est['high_ms']:.1f})"
+                   if est.get("available") and est.get("p50_ms") is not None else "estimate n/a")
+        compat = b.get("compat") or {}
+        bad = compat.get("too_new") or []
+        compat_txt = "" if compat.get("ok", True) else \
+            f"  INCOMPATIBLE with {compat.get('on_device', 'the on-device runtime')}: " + \
+            ", ".join(f"{x['op']} v{x['version']} (needs {x['needs']})" if isinstance(x, dict) else str(x)
+                      for x in bad[:4])
+        lines.append(f"  {v:<14} p50 {b['p50_ms']:.2f} ms  p90 {b['p90_ms']:.2f} ms  "
+                     f"({b.get('runs')} runs{', cached' if b.get('cached') else ''})  {est_txt}{compat_txt}")
+    return lines
