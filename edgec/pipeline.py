@@ -21,6 +21,7 @@ from .cache import Cache, step_key
 from .config import BuildConfig
 from .convert import Converter, StepContext
 from .errors import InputError, OutputError, ParityError, UsageError
+from .fsio import replace_path
 from .formats import Artifact, Format, TensorSpec, detect_format, digest, size_of
 from .planner import plan
 from .progress import Progress
@@ -301,21 +302,11 @@ class _Build:
             write_reports_for(manifest, staging)
             out.mkdir(exist_ok=True)
             for entry in sorted(staging.iterdir(), key=lambda p: p.name == "manifest.json"):
-                _replace(entry, out / entry.name)
+                replace_path(entry, out / entry.name)
         except OSError as exc:
             raise OutputError(f"cannot write the build ({exc.strerror or exc})", where=str(out)) from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def _replace(src: Path, dst: Path) -> None:
-    if src.is_dir() and dst.exists():
-        trash = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(dst, trash)
-        os.rename(src, dst)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(src, dst)
 
 
 def _tflite_io(inputs, outputs, lite, io_meta) -> dict:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..fsio import replace_path
 from .options import BundleOptions
 from .plan import SourceNormalization, TensorPlan, check_classifier, is_image, resolve_task  # light: no numpy
 
@@ -112,7 +113,7 @@ def bundle(out, options: BundleOptions | None = None, *, mean=None, std=None, pa
     staging.mkdir()
     try:
         bm = make_bundle(manifest, models, opts, norm, staging, threads=threads, parity_mode=parity)
-        _swap(staging / "bundle", out / "bundle")
+        replace_path(staging / "bundle", out / "bundle")
         os.replace(staging / "bundle.zip", out / "bundle.zip")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -140,16 +141,6 @@ def _build_models(out: Path, manifest: dict, opts: BundleOptions) -> dict[str, P
     if not models:
         raise InputError("the build has no TFLite variants to bundle", where=str(out / "manifest.json"))
     return models
-
-
-def _swap(src: Path, dst: Path) -> None:
-    if dst.exists():
-        trash = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(dst, trash)
-        os.rename(src, dst)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.rename(src, dst)
 
 
 __all__ = ["BundleOptions", "BundleResult", "bundle", "for_build", "precheck", "wants_bundle"]

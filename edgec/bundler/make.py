@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import ParityError, UsageError
+from ..formats import digest
 from ..passes import tflite_graph as g
 from .options import BundleOptions
 from .plan import ModelPlan, SourceNormalization, plan_models
@@ -58,18 +59,10 @@ def write_model(plan: ModelPlan, root: Path, threads: int) -> dict:
             row["normalization"] = {"mean": list(meta.normalization.mean), "std": list(meta.normalization.std)}
             row["value_range"] = [list(v) for v in meta.value_range]
     check = check_model(plan, path, changed=bool(folds or dequantized), threads=threads)
-    return {"variant": plan.variant, "file": plan.file, "task": plan.task, "sha256": _sha(path),
-            "bytes": path.stat().st_size, "parent_sha256": _sha(plan.parent),
+    return {"variant": plan.variant, "file": plan.file, "task": plan.task, "sha256": digest(path),
+            "bytes": path.stat().st_size, "parent_sha256": digest(plan.parent),
             "inputs": inputs, "outputs": outputs, "folded": folds, "dequantized_outputs": dequantized,
             "metadata": plan.meta.to_dict(), "check": check}
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _parity(manifest: dict, variant: str) -> dict | None:
@@ -151,7 +144,7 @@ def make_bundle(manifest: dict, models: dict[str, Path], opts: BundleOptions, no
     bm = bundle_manifest(manifest, records, opts, _normalization(plans, norm, records), labels)
     write_snippets(root / "snippets", bm)
     (root / "MODEL_CARD.md").write_text(model_card(bm))
-    bm["files"] = {p.relative_to(root).as_posix(): {"sha256": _sha(p), "bytes": p.stat().st_size}
+    bm["files"] = {p.relative_to(root).as_posix(): {"sha256": digest(p), "bytes": p.stat().st_size}
                    for p in sorted(root.rglob("*")) if p.is_file()}
     (root / "manifest.json").write_text(json.dumps(bm, indent=2, default=str))
     failed = [r["variant"] for r in records if not r["check"]["ok"]]

@@ -2,7 +2,7 @@
 ``allocate_tensors`` on int16-activation models) or hangs becomes an error for that model while the
 caller, and the rest of its ledger, carries on.
 
-The parent writes a JSON task; the child (``python -m edgec.validate.worker TASK``) runs it and writes
+The parent writes a JSON task; the child (``python -m edgec.cli.worker TASK``) runs it and writes
 a JSON result; arrays travel as ``.npz`` files named in the task. A child killed by a signal, one
 that exits non-zero or one that runs past its time limit gives ``{"error": ...}`` naming what
 happened, with the tail of its stderr.
@@ -27,7 +27,7 @@ def run_task(task: dict, timeout: float = TIMEOUT_S, command: list[str] | None =
     with tempfile.TemporaryDirectory(prefix="edgec-worker-") as d:
         job, result = Path(d) / "task.json", Path(d) / "result.json"
         job.write_text(json.dumps({**task, "result": str(result)}, default=str))
-        cmd = (command or [sys.executable, "-m", "edgec.validate.worker"]) + [str(job)]
+        cmd = (command or [sys.executable, "-m", "edgec.cli.worker"]) + [str(job)]
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
@@ -175,7 +175,3 @@ def main(argv: list[str]) -> int:
     Path(task["result"]).write_text(json.dumps(result, default=float))
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover - runs in the child
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.exit(main(sys.argv[1:]))

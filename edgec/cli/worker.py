@@ -1,0 +1,13 @@
+"""Process entry point of the model worker (``python -m edgec.cli.worker TASK``); see edgec.validate.worker.
+Like the CLI, it is the only place that exits the process; the library returns exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __name__ == "__main__":  # pragma: no cover - runs in the child
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from ..validate.worker import main
+
+    sys.exit(main(sys.argv[1:]))
