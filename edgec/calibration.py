@@ -88,16 +88,35 @@ def resolve(cfg, variants, inputs: list[TensorSpec], src_format: Format, route: 
                              role="calibration and validation")
         data.calibration, data.validation = datasets.split(both, cfg.calibration_samples, cfg.seed, limit)
         return data
+    constraints = _Constraints(cfg, src_format)
     if quant:
-        data.calibration = _calibration(cfg, quant, inputs, pre, warn, data.warnings)
+        data.calibration = _calibration(cfg, quant, inputs, pre, warn, data.warnings, constraints)
     if validate:
-        data.validation = _validation(cfg, inputs, pre, data.warnings)
+        data.validation = _validation(cfg, inputs, pre, data.warnings, constraints)
     if data.calibration is not None and data.validation is not None:
         datasets.check_disjoint(data.calibration, data.validation)
     return data
 
 
-def _calibration(cfg, quant, inputs, pre, warn, warnings) -> Dataset:
+class _Constraints:
+    """The value constraints an ONNX source's graph puts on its inputs (index ranges, non-zero
+    divisors), read once and only if synthetic data is drawn; other sources have none known."""
+
+    def __init__(self, cfg, src_format: Format):
+        self.cfg, self.src_format, self._found = cfg, src_format, None
+
+    def get(self) -> dict | None:
+        if self.src_format is not Format.ONNX or not self.cfg.model:
+            return None
+        if self._found is None:
+            from .datasets_constraints import input_constraints
+            from .loaders import load_onnx
+
+            self._found = input_constraints(load_onnx(Path(self.cfg.model)))
+        return self._found
+
+
+def _calibration(cfg, quant, inputs, pre, warn, warnings, constraints: _Constraints) -> Dataset:
     if cfg.calibration_data:
         return datasets.load(cfg.calibration_data, inputs, pre, limit=cfg.calibration_samples, role="calibration")
     if not cfg.synthetic_calibration:
@@ -110,10 +129,11 @@ def _calibration(cfg, quant, inputs, pre, warn, warnings) -> Dataset:
             "marks the calibration as synthetic")
     warn(text)
     warnings.append(text)
-    return datasets.synthetic(inputs, cfg.calibration_samples, cfg.seed + _SYNTHETIC_CALIBRATION_SEED)
+    return datasets.synthetic(inputs, cfg.calibration_samples, cfg.seed + _SYNTHETIC_CALIBRATION_SEED,
+                              constraints.get())
 
 
-def _validation(cfg, inputs, pre, warnings) -> Dataset:
+def _validation(cfg, inputs, pre, warnings, constraints: _Constraints) -> Dataset:
     if cfg.validation_data:
         return datasets.load(cfg.validation_data, inputs, pre, limit=cfg.validation_samples or MAX_VALIDATION,
                              role="validation")
@@ -123,4 +143,4 @@ def _validation(cfg, inputs, pre, warnings) -> Dataset:
                               "package.module:function), or --synthetic-validation to validate on random "
                               "inputs (the ledger is then marked 'synthetic')")
     warnings.append("parity validated on synthetic random inputs (--synthetic-validation)")
-    return datasets.synthetic(inputs, cfg.validation_samples or SYNTHETIC_VALIDATION, cfg.seed)
+    return datasets.synthetic(inputs, cfg.validation_samples or SYNTHETIC_VALIDATION, cfg.seed, constraints.get())

@@ -8,6 +8,7 @@ same build.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,27 @@ PARITY_MODES = ("fail", "warn")
 EXPORTERS = ("auto", "dynamo", "legacy")
 
 
+def parse_value(text: str) -> tuple[str, str]:
+    """``sr=16000`` -> ("sr", "16000"); the value is checked against the input's dtype and shape once
+    the model's inputs are known (``edgec.passes.canonicalize.parse_input_value``)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise UsageError(f"--input-value '{text}' is not NAME=VALUE", hint="e.g. --input-value sr=16000")
+    return name.strip(), value.strip()
+
+
+def split_dtype(text: str) -> tuple[str, str]:
+    """``x=1x3x224x224:float32`` -> ("x=1x3x224x224", "float32"). Only a suffix after the shape is a
+    dtype, so an input named like TF's ``serving_default_input_2:0`` keeps its colon."""
+    spec, sep, tail = text.rpartition(":")
+    if sep and "=" in spec and re.fullmatch(r"[a-z]+[0-9]*", tail or ""):
+        return spec, tail
+    return text, ""
+
+
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
     """``name=1x3x224x224`` -> ("name", (1, 3, 224, 224))."""
-    name, sep, dims = text.partition("=")
+    name, sep, dims = text.rpartition("=")
     if not sep or not name or not dims:
         raise UsageError(f"--input-shape '{text}' is not NAME=DxDxD", hint="e.g. --input-shape input=1x3x224x224")
     try:
@@ -43,6 +62,7 @@ class BuildConfig:
     variants: tuple[str, ...] | None = None   # None: the target profile's variants
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     input_dtypes: dict[str, str] = field(default_factory=dict)
+    input_values: dict[str, str] = field(default_factory=dict)  # ONNX config inputs fixed to a constant
     keep_layout: bool = False
     trust_pickle: bool = False
     exporter: str = "auto"
@@ -101,6 +121,9 @@ class BuildConfig:
         for key in ("route", "variants"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
+        if d.get("input_values") is not None:
+            d["input_values"] = {str(k): ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+                                 for k, v in d["input_values"].items()}
         if "input_shapes" in d:
             d["input_shapes"] = {k: tuple(int(x) for x in v) for k, v in (d["input_shapes"] or {}).items()}
         for key in ("mean", "std"):

@@ -67,6 +67,7 @@ class Dataset:
     source: str                   # the path or generator spec, or "synthetic"
     synthetic: bool = False
     total: int | None = None      # samples available before the limit
+    constraints: list[str] | None = None   # synthetic data: the inputs the graph constrains, and how
 
     @property
     def sha256(self) -> str:
@@ -76,9 +77,12 @@ class Dataset:
         return h.hexdigest()
 
     def record(self) -> dict:
-        return {"source": self.source, "synthetic": self.synthetic, "samples": len(self.samples),
-                "available": self.total if self.total is not None else len(self.samples),
-                "sha256": self.sha256}
+        rec = {"source": self.source, "synthetic": self.synthetic, "samples": len(self.samples),
+               "available": self.total if self.total is not None else len(self.samples),
+               "sha256": self.sha256}
+        if self.constraints is not None:
+            rec["constraints"] = list(self.constraints)
+        return rec
 
     def stacked(self, name: str) -> np.ndarray:
         return np.stack([s.feed[name] for s in self.samples])
@@ -111,12 +115,16 @@ def load(spec: str, inputs: list[TensorSpec], pre: Preprocess, *, limit: int | N
     return Dataset(samples[:limit] if limit else samples, spec, total=total)
 
 
-def synthetic(inputs: list[TensorSpec], n: int, seed: int) -> Dataset:
-    """Seeded random inputs: standard normal floats, small integers. Only on an explicit flag."""
+def synthetic(inputs: list[TensorSpec], n: int, seed: int, constraints: dict | None = None) -> Dataset:
+    """Seeded random inputs: standard normal floats, small integers, within ``constraints`` (from
+    ``edgec.datasets_constraints.input_constraints``) where given. Only on an explicit flag."""
+    from .datasets_constraints import describe
     from .loaders import random_inputs
 
-    samples = [Sample(random_inputs(inputs, seed=seed + i), f"synthetic#{i}") for i in range(n)]
-    return Dataset(samples, "synthetic", synthetic=True)
+    samples = [Sample(random_inputs(inputs, seed=seed + i, constraints=constraints), f"synthetic#{i}")
+               for i in range(n)]
+    return Dataset(samples, "synthetic", synthetic=True,
+                   constraints=describe(constraints) if constraints is not None else None)
 
 
 def _from_folder(path: Path, inputs: list[TensorSpec], pre: Preprocess, role: str):

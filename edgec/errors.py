@@ -75,6 +75,24 @@ class ConversionError(EdgecError):
     kind = "conversion"
 
 
+class NoRouteError(ConversionError):
+    """Every candidate route failed to convert; the message lists each attempt with its reason."""
+
+    def __init__(self, source: str, attempts: list[dict], *, where: str | None = None, unsupported: bool = False):
+        self.attempts = attempts
+        if unsupported:  # every route stopped at ops it cannot convert: that is the model, not a tool
+            self.exit_code = UnsupportedModelError.exit_code
+        super().__init__(f"no route converts this {source} model ({len(attempts)} tried): "
+                         f"{self.listing(attempts)}", where=where,
+                         hint="see each attempt's reason; --route forces one route, --debug shows tool logs")
+
+    @staticmethod
+    def listing(attempts: list[dict]) -> str:
+        return "; ".join(f"({i}) {' -> '.join(a['route'])}"
+                         f"{' [' + ', '.join(f'{k}={v}' for k, v in a['options'].items()) + ']' if a.get('options') else ''}"
+                         f": {a['reason']}" for i, a in enumerate(attempts, 1))
+
+
 class TargetError(EdgecError):
     """An unknown target name or an invalid target profile."""
 
@@ -103,6 +121,13 @@ class DependencyError(EdgecError):
     kind = "dependency"
 
 
+class RuntimeCrashError(EdgecError):
+    """A framework process died with a signal (SIGFPE, SIGSEGV, SIGABRT) or ran past its time limit."""
+
+    exit_code = 11
+    kind = "crash"
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug: please report it with --debug output)",
@@ -115,6 +140,7 @@ EXIT_CODES: dict[int, str] = {
     8: ParityError.__doc__.strip(),
     9: DependencyError.__doc__.strip(),
     10: "benchmark regression: `edgec bench --baseline --fail-on` found the metric beyond its noise-aware bound",
+    11: RuntimeCrashError.__doc__.strip(),
     130: "interrupted (Ctrl-C); nothing half-written is left in the output directory",
 }
 

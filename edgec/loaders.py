@@ -205,18 +205,24 @@ def example_inputs(specs: list[TensorSpec], seed: int = 0):
     return [torch.from_numpy(a) for a in random_inputs(specs, seed).values()]
 
 
-def random_inputs(specs: list[TensorSpec], seed: int = 0) -> dict[str, np.ndarray]:
-    """Deterministic inputs for the given specs (a local RNG; no global seeding)."""
+def random_inputs(specs: list[TensorSpec], seed: int = 0, constraints: dict | None = None) -> dict[str, np.ndarray]:
+    """Deterministic inputs for the given specs (a local RNG; no global seeding): standard normal
+    floats, integers in [0, 100), unless ``constraints`` (``edgec.datasets_constraints``) bound an
+    input: indices in [low, high), non-zero divisors."""
     rng = np.random.default_rng(seed)
     out = {}
     for s in specs:
         shape = tuple(d if d else 1 for d in s.shape)
-        if s.dtype.startswith("float"):
+        c = (constraints or {}).get(s.name)
+        kind = getattr(c, "kind", None)
+        if kind == "index" and c.high is not None and c.high > c.low:
+            out[s.name] = rng.integers(c.low, c.high, shape).astype(s.dtype)
+        elif s.dtype.startswith("float"):
             out[s.name] = rng.standard_normal(shape).astype(s.dtype)
         elif s.dtype == "bool":
             out[s.name] = rng.integers(0, 2, shape).astype(bool)
         else:
-            out[s.name] = rng.integers(0, 100, shape).astype(s.dtype)
+            out[s.name] = rng.integers(1 if kind == "nonzero" else 0, 100, shape).astype(s.dtype)
     return out
 
 
@@ -233,13 +239,34 @@ def load_onnx(path: Path):
     return model
 
 
+class UnknownRankSpec(TensorSpec):
+    """An ONNX tensor whose graph states no shape at all (not even its rank); shown as ``[]``.
+    ``resolve_shapes`` refuses it as an input unless ``--input-shape`` gives it one."""
+
+
+def _onnx_dtype(t) -> str:
+    if t.elem_type in _ONNX_DTYPES:
+        return _ONNX_DTYPES[t.elem_type]
+    from onnx import TensorProto
+
+    try:
+        return TensorProto.DataType.Name(t.elem_type).lower()  # uint32, string, complex64, bfloat16, ...
+    except ValueError:
+        return f"onnx:{t.elem_type}"
+
+
 def onnx_io(model) -> tuple[list[TensorSpec], list[TensorSpec]]:
     inits = {i.name for i in model.graph.initializer}
 
     def spec(v) -> TensorSpec:
+        kind = v.type.WhichOneof("value")
+        if kind != "tensor_type":  # sequence, map, optional, sparse tensor
+            return TensorSpec(v.name, (), f"onnx:{kind or 'untyped'}")
         t = v.type.tensor_type
+        if not t.HasField("shape"):
+            return UnknownRankSpec(v.name, (), _onnx_dtype(t))
         shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim)
-        return TensorSpec(v.name, shape, _ONNX_DTYPES.get(t.elem_type, f"onnx:{t.elem_type}"))
+        return TensorSpec(v.name, shape, _onnx_dtype(t))
 
     ins = [spec(v) for v in model.graph.input if v.name not in inits]
     outs = [spec(v) for v in model.graph.output]
@@ -253,10 +280,16 @@ def resolve_shapes(specs: list[TensorSpec], shapes: dict, dtypes: dict, where: s
     if unknown:
         raise UsageError(f"--input-shape names unknown input(s) {', '.join(unknown)}", where=where,
                          hint=f"the model's inputs are: {', '.join(s.name for s in specs)}")
-    out, missing = [], []
+    check_input_dtypes(specs, where)
+    out, missing, rankless = [], [], []
     for s in specs:
+        if isinstance(s, UnknownRankSpec) and s.name not in shapes:
+            rankless.append(s.name)
+            continue
         if s.name in shapes:
             new = tuple(shapes[s.name])
+            if isinstance(s, UnknownRankSpec):
+                s = TensorSpec(s.name, (None,) * len(new), s.dtype)
             if len(new) != len(s.shape) or any(d is not None and d != n for d, n in zip(s.shape, new)):
                 raise UsageError(f"--input-shape {s.name}={'x'.join(map(str, new))} does not fit the model's "
                                  f"shape {list(s.shape)}", where=where)
@@ -267,10 +300,32 @@ def resolve_shapes(specs: list[TensorSpec], shapes: dict, dtypes: dict, where: s
         if not s.is_static:
             missing.append(f"{s.name}{list(s.shape)}")
         out.append(s)
+    if rankless:
+        raise UnsupportedModelError(f"input(s) of unknown rank (the graph states no shape): {', '.join(rankless)}",
+                                    where=where, hint="give each a shape with --input-shape NAME=1x3x224x224, or "
+                                    "declare it in the graph and re-export")
     if missing:
         raise UnsupportedModelError(f"input(s) with dynamic dims: {', '.join(missing)}", where=where,
                                     hint="fix them with --input-shape NAME=1x3x224x224 (one per input)")
     return out
+
+
+INPUT_DTYPES = ("float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+
+
+def check_input_dtypes(specs: list[TensorSpec], where: str) -> None:
+    """Refuse, in one error naming every one, inputs of a type edgec cannot feed or convert to TFLite
+    (uint16/32/64, string, complex, bfloat16, float8, sequences and maps)."""
+    bad = [s for s in specs if s.dtype not in INPUT_DTYPES]
+    if not bad:
+        return
+    listing = ", ".join(f"'{s.name}' ({s.dtype.replace('onnx:', '')})" for s in bad)
+    strings = any(s.dtype == "string" for s in bad)
+    raise UnsupportedModelError(
+        f"input(s) of a type edgec cannot feed or convert: {listing}", where=where,
+        hint=("move the string processing (tokenizer) out of the model and feed its integer ids; " if strings else "")
+        + f"inputs must be one of {', '.join(INPUT_DTYPES)}: cast inside the model (an input of a supported type "
+          "followed by a Cast) and re-export")
 
 
 # -- TF / Keras -----------------------------------------------------------------------------------

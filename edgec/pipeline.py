@@ -20,7 +20,8 @@ from . import __version__
 from .cache import Cache, step_key
 from .config import BuildConfig
 from .convert import Converter, StepContext
-from .errors import InputError, OutputError, ParityError, UsageError
+from .errors import (ConversionError, DependencyError, EdgecError, InputError, NoRouteError, OutputError,
+                     ParityError, UnsupportedModelError, UnsupportedOpsError, UsageError)
 from .fsio import replace_path
 from .formats import Artifact, Format, TensorSpec, detect_format, digest, size_of
 from .planner import plan
@@ -104,9 +105,10 @@ class _Build:
         self.cfg, self.target, self.variants, self.out = cfg, target, variants, out
         self.cache, self.progress = cache, progress
         self.steps: list[dict] = []
+        self.constants: dict = {}  # ONNX inputs fixed by --input-value (fed to the source run only)
         self.settings = {"exporter": cfg.exporter, "opset": cfg.opset, "keep_layout": cfg.keep_layout,
                          "input_shapes": {k: list(v) for k, v in cfg.input_shapes.items()},
-                         "input_dtypes": dict(cfg.input_dtypes)}
+                         "input_dtypes": dict(cfg.input_dtypes), "onnx2tf": None}
 
     # -- source and probe ---------------------------------------------------------------------------
     def _source(self) -> Artifact:
@@ -148,6 +150,8 @@ class _Build:
         cached = entry is not None
         title = f"{conv.src.value} -> {conv.dst.value}{label} ({conv.name})"
         if entry is None:
+            _raise_cached_failure(self.cache, key, title, self.progress)
+
             def produce(out_path: Path) -> dict:
                 ctx = StepContext(inp.path, out_path, inputs, used, resources=resources or {})
                 t = time.perf_counter()
@@ -155,8 +159,12 @@ class _Build:
                 return {"step": conv.name, "meta": meta, "seconds": round(time.perf_counter() - t, 3),
                         "input_sha256": in_sha}
 
-            with self.progress.step(title):
-                entry = self.cache.put(key, produce)
+            try:
+                with self.progress.step(title):
+                    entry = self.cache.put(key, produce)
+            except (ConversionError, UnsupportedModelError) as exc:
+                _cache_failure(self.cache, key, exc, round(time.perf_counter() - t0, 3))
+                raise
         else:
             self.progress.done(title, cached=True)
         meta = entry.meta.get("meta", {})
@@ -171,26 +179,136 @@ class _Build:
                         meta={"sha256": entry.meta["output_sha256"], "io": meta.get("io"),
                               "outputs": meta.get("outputs")})
 
+    # -- route search ---------------------------------------------------------------------------------
+    def _search(self, src: Artifact, inputs: list[TensorSpec], outputs: list[TensorSpec]):
+        """Try the candidate routes until one gives a fp32 TFLite within the fp32 parity budget.
+        Returns (converters, chain, fp32 artifact, settings overrides, route_search record)."""
+        from .planner import paths, plan
+        from .routes import Search
+
+        if self.cfg.route:
+            search = Search.forced(src.format, plan(src.format, Format.TFLITE, self.cfg.route), inputs)
+        else:
+            search = Search.for_source(src.format, paths(src.format, Format.TFLITE), inputs,
+                                       keep_layout=self.cfg.keep_layout, exporter=self.cfg.exporter)
+        attempts, errors, fallback = [], [], None
+        while (cand := search.next()) is not None:
+            n_steps = len(self.steps)
+            t0 = time.perf_counter()
+            rec = {"route": cand.formats(), "converter": [c.name for c in cand.converters],
+                   "options": cand.describe_options(), "why": cand.why}
+            chain, fp32, error = [src], None, None
+            try:
+                for conv in cand.converters[:-1]:
+                    self._canonical(conv, chain, inputs)
+                    chain.append(self._step(conv, chain[-1], inputs, cand.settings))
+                self._canonical(cand.converters[-1], chain, inputs)
+                fp32 = self._step(cand.converters[-1], chain[-1], inputs, {**cand.settings, "variant": "fp32"},
+                                  label=" [fp32]")
+            except (ConversionError, UnsupportedModelError, DependencyError) as exc:
+                error = exc
+            if error is None:
+                ok, reason, check = self._check_fp32(src, chain, fp32, inputs, outputs)
+                rec["parity"] = check
+            else:
+                ok, reason = False, _one_line(error)
+            rec.update(ok=ok, reason=reason, seconds=round(time.perf_counter() - t0, 3),
+                       cached=error is None and all(st["cached"] for st in self.steps[n_steps:]) or
+                       bool(getattr(error, "cached", False)))
+            attempts.append(rec)
+            errors.append(error)
+            if self.cfg.route and error is not None:
+                raise error  # a forced route fails as its step failed
+            if ok or self.cfg.route:
+                chosen = "forced with --route" if self.cfg.route else \
+                    f"{cand.why}: {reason}" if len(attempts) == 1 else \
+                    f"attempt {len(attempts)} ({cand.why}) is the first within the fp32 parity budget: {reason}"
+                return cand, chain, fp32, self._route_record(cand, chosen, attempts)
+            if error is None and fallback is None:
+                fallback = (cand, chain, fp32, self.steps[n_steps:])
+            del self.steps[n_steps:]  # a failed attempt's steps are in its record, not the build's
+            graph_ops = _graph_ops(chain)
+            search.failed(cand, error, graph_ops)
+        if fallback is None:
+            unsupported = all(isinstance(e, UnsupportedModelError) for e in errors)
+            raise NoRouteError(src.format.value, attempts, where=str(self.cfg.model or self.cfg.factory),
+                               unsupported=unsupported)
+        cand, chain, fp32, steps = fallback
+        self.steps.extend(steps)
+        why = (f"no route was within the fp32 parity budget; kept {cand.label()}, the first that converted "
+               f"(its ledger shows the miss)")
+        return cand, chain, fp32, self._route_record(cand, why, attempts)
+
+    def _canonical(self, conv, chain: list[Artifact], inputs: list[TensorSpec]) -> None:
+        """Before onnx2tf reads an ONNX: the canonicalization pass (fixed shapes, constant inputs,
+        simplification, If folding). The canonical ONNX takes the exported one's place in the chain;
+        the ledger still compares every stage with the original source."""
+        from .routes import ONNX2TF_CONVERTERS
+
+        last = chain[-1]
+        if conv.name not in ONNX2TF_CONVERTERS or last.format is not Format.ONNX or last.meta.get("canonical"):
+            return
+        from .passes.canonicalize import build_step
+
+        extra = {"canonical_shapes": {s.name: list(s.shape) for s in inputs},
+                 "input_values": dict(self.cfg.input_values) or None}
+        art = self._step(build_step(), last, inputs, extra, label=" canonicalize")
+        art.meta["canonical"] = True
+        art.meta["outputs"] = art.meta.get("outputs") or last.meta.get("outputs")
+        if len(chain) > 1:
+            chain[-1] = art       # the exported ONNX stays in the steps; the canonical one is the stage
+        else:
+            chain.append(art)     # an ONNX source stays the reference
+
+    def _route_record(self, cand, reason: str, attempts: list[dict]) -> dict:
+        return {"chosen": cand.formats(), "converters": [c.name for c in cand.converters],
+                "options": cand.describe_options(), "reason": reason, "attempts": attempts}
+
+    def _check_fp32(self, src, chain, fp32, inputs, outputs) -> tuple[bool, str, dict]:
+        """The fp32 TFLite against the source on the validation data, with the fp32 budget."""
+        from .validate.ledger import run_ledger
+
+        outputs = outputs or self._outputs_from(chain + [fp32])
+        ledger = run_ledger(self, src, chain[1:], [fp32], inputs, outputs, self.data.validation)
+        st = next(s for s in ledger["stages"] if s["stage"] == "tflite:fp32")
+        check = {"ok": st["ok"], "budget": st["budget"]}
+        if st.get("error"):
+            return False, f"the fp32 TFLite did not run: {st['error']}", check
+        worst = _worst(st)
+        check.update(worst)
+        if st["ok"]:
+            return True, f"fp32 parity ok ({_fmt_worst(worst)})", check
+        return False, f"converted, but missed the fp32 parity budget: {'; '.join(st['misses'][:2])}", check
+
     def run(self) -> BuildResult:
         src = self._source()
-        route = plan(src.format, Format.TFLITE, self.cfg.route)
         info = self._probe(src)
         inputs = [TensorSpec.from_dict(d) for d in info["inputs"]]
+        self.source_input_order = [s.name for s in inputs]
+        inputs, self.constants = self._constant_inputs(src, inputs)
         from .bundler import precheck
 
         precheck(self.cfg, self.target, inputs)  # bundle settings the inputs already refuse
         from .calibration import resolve
 
-        self.data = resolve(self.cfg, self.variants, inputs, src.format, route)  # before any conversion
-        chain = [src]
-        for conv in route[:-1]:
-            chain.append(self._step(conv, chain[-1], inputs))
-        tflites, skipped = self._variants(route, chain[-1], inputs, src)
-        outputs = [TensorSpec.from_dict(d) for d in info.get("outputs", [])] or self._outputs_from(chain)
+        forced = plan(src.format, Format.TFLITE, self.cfg.route) if self.cfg.route else []
+        self.data = resolve(self.cfg, self.variants, inputs, src.format, forced)  # before any conversion
+        outputs = [TensorSpec.from_dict(d) for d in info.get("outputs", [])]
+        if src.format is Format.TFLITE:
+            cand, chain, fp32 = None, [src], None
+            search = {"chosen": [src.format.value], "converters": [], "options": {}, "attempts": [],
+                      "reason": "the source is already TFLite: there is nothing to convert"}
+        else:
+            cand, chain, fp32, search = self._search(src, inputs, outputs or None)
+        route = list(cand.converters) if cand else []
+        extra = cand.settings if cand else {}
+        tflites, skipped = self._variants(route, chain[-1], inputs, src, fp32, extra)
+        outputs = outputs or self._outputs_from(chain)
         from .parity import run_parity
 
         parity = run_parity(self, src, chain[1:], tflites, inputs, outputs)
         manifest = self._manifest(src, route, chain, tflites, skipped, inputs, outputs, parity)
+        manifest["route_search"] = search
         if getattr(self.cfg, "bench", True):  # measured once per artifact and machine, then cached
             from .bench.build import bench_variants
 
@@ -201,18 +319,30 @@ class _Build:
         if not parity["ok"] and self.cfg.parity == "fail":
             failed = ", ".join(f"{s['stage']}" for s in parity["stages"] if not s["ok"])
             found = f" ({parity['finding']})" if parity.get("finding") else ""
-            err = ParityError(f"parity budget missed by {failed}{found}; build written to {self.out} "
+            tried = "" if len(search["attempts"]) < 2 else \
+                f"; routes tried: {NoRouteError.listing(search['attempts'])}"
+            err = ParityError(f"parity budget missed by {failed}{found}{tried}; build written to {self.out} "
                               "with the ledger in manifest.json", where=str(self.out / "manifest.json"),
                               hint="inspect the ledger; --parity warn writes the build without failing")
             err.result = BuildResult(self.out, manifest, self.steps)  # the CLI still prints the ledger
             raise err
         return BuildResult(self.out, manifest, self.steps)
 
-    def _variants(self, route, last: Artifact, inputs, src) -> tuple[list[Artifact], list[dict]]:
+    def _constant_inputs(self, src: Artifact, inputs: list[TensorSpec]):
+        """Split off the inputs ``--input-value`` fixes: (the model's remaining inputs, {name: array})."""
+        if not self.cfg.input_values:
+            return inputs, {}
+        if src.format is not Format.ONNX:
+            raise UsageError(f"--input-value fixes inputs of an ONNX model; this source is {src.format.value}",
+                             hint="for PyTorch, bake the value into the module (or export ONNX and pass it)")
+        from .passes.canonicalize import parse_input_value
+
+        consts = dict(parse_input_value(f"{k}={v}", inputs) for k, v in self.cfg.input_values.items())
+        return [s for s in inputs if s.name not in consts], consts
+
+    def _variants(self, route, last: Artifact, inputs, src, fp32, extra: dict) -> tuple[list[Artifact], list[dict]]:
         skipped = []
         if not route:
-            if src.format is not Format.TFLITE:
-                raise UsageError(f"nothing to do for a {src.format.value} source")
             art = Artifact(src.path, Format.TFLITE, "fp32", meta={"sha256": src.meta["sha256"]})
             skipped = [{"variant": v, "reason": "the source is already TFLite; no conversion was run"}
                        for v in self.variants if v != "fp32"]
@@ -220,13 +350,21 @@ class _Build:
         from .passes.quantize import needs_calibration
 
         final = route[-1]
-        arts = []
+        arts = [fp32]
         try:
             for v in self.variants:
-                extra, resources = {"variant": v}, None
+                if v == "fp32":
+                    continue
+                if needs_calibration(v) and final.name != "tf_to_tflite":
+                    skipped.append({"variant": v, "reason": f"the chosen route ends with {final.name}, which "
+                                    "does not calibrate; full-integer variants are made by TFLiteConverter from "
+                                    "a SavedModel"})
+                    continue
+                step_extra, resources = {**extra, "variant": v}, None
                 if needs_calibration(v):  # int8, int16x8: calibrated on the build's calibration data
-                    extra["quantization"], resources = self.data.quantization(v, self.cfg.quant_io, last, inputs)
-                arts.append(self._step(final, last, inputs, extra, label=f" [{v}]", resources=resources))
+                    step_extra["quantization"], resources = self.data.quantization(v, self.cfg.quant_io, last,
+                                                                                   inputs)
+                arts.append(self._step(final, last, inputs, step_extra, label=f" [{v}]", resources=resources))
         finally:
             self.data.close()
         return arts, skipped
@@ -360,3 +498,85 @@ def load_manifest(out: Path) -> dict:
         raise InputError("no manifest.json (not an edgec build directory)", where=str(out)) from None
     except ValueError as exc:
         raise InputError(f"corrupt manifest ({exc})", where=str(p)) from exc
+
+
+# -- route search helpers --------------------------------------------------------------------------
+
+def _one_line(exc: Exception) -> str:
+    text = exc.what if isinstance(exc, EdgecError) else str(exc)
+    kind = type(exc).__name__
+    return f"{kind}: {text}"[:400]
+
+
+def _graph_ops(chain: list[Artifact]) -> set[str]:
+    """Op types of the last ONNX in ``chain`` (what a failed onnx2tf attempt ran on)."""
+    onnx_art = next((a for a in reversed(chain) if a.format is Format.ONNX), None)
+    if onnx_art is None:
+        return set()
+    from .loaders import load_onnx
+
+    try:
+        model = load_onnx(onnx_art.path)
+    except EdgecError:
+        return set()
+    from .convert._onnx2tf import _walk_nodes
+
+    return {n.op_type for n, _ in _walk_nodes(model.graph)}
+
+
+def _worst(stage: dict) -> dict:
+    rows = stage.get("outputs") or []
+    if not rows:
+        return {}
+    out = {"max_abs": max(r.get("max_abs", 0.0) for r in rows)}
+    cos = [r["cosine"] for r in rows if r.get("cosine") is not None]
+    if cos:
+        out["cosine"] = min(cos)
+    return out
+
+
+def _fmt_worst(w: dict) -> str:
+    parts = [f"max abs {w['max_abs']:.2g}"] if "max_abs" in w else []
+    if "cosine" in w:
+        parts.append(f"cosine {w['cosine']:.6f}")
+    return ", ".join(parts) or "no outputs"
+
+
+def _failure_key(key: str) -> str:
+    return "failed-" + key
+
+
+def _cache_failure(cache: Cache, key: str, exc: EdgecError, seconds: float) -> None:
+    """Remember a deterministic failure (same input bytes, settings, tool and edgec versions), so a
+    rebuild reports it again instead of re-running the converter."""
+    record = {"class": type(exc).__name__, "what": exc.what, "where": exc.where, "hint": exc.hint,
+              "advice": list(getattr(exc, "advice", None) or []), "seconds": seconds}
+    if isinstance(exc, UnsupportedOpsError):
+        record["stage"], record["ops"] = exc.stage, exc.ops
+
+    def produce(path: Path) -> dict:
+        path.write_text(json.dumps(record))
+        return {"failure": True}
+
+    try:
+        cache.put(_failure_key(key), produce)
+    except OutputError:
+        pass  # not remembering a failure only costs a retry
+
+
+def _raise_cached_failure(cache: Cache, key: str, title: str, progress) -> None:
+    entry = cache.get(_failure_key(key))
+    if entry is None:
+        return
+    from . import errors
+
+    rec = json.loads(entry.output.read_text())
+    if rec.get("class") == "UnsupportedOpsError":
+        exc = UnsupportedOpsError(rec["stage"], rec["ops"], where=rec.get("where"), hint=rec.get("hint"))
+    else:
+        cls = getattr(errors, rec.get("class", ""), ConversionError)
+        cls = cls if isinstance(cls, type) and issubclass(cls, EdgecError) else ConversionError
+        exc = cls(rec["what"], where=rec.get("where"), hint=rec.get("hint"))
+    exc.advice, exc.cached = rec.get("advice", []), True
+    progress.done(f"{title}: failed before with the same inputs and tools", cached=True)
+    raise exc

@@ -48,6 +48,29 @@ def plan(src: Format, dst: Format, forced: tuple[str, ...] | None = None) -> lis
                      hint="edgec converts PyTorch, ONNX, SavedModel and Keras to TFLite")
 
 
+MAX_EDGES = 4  # no sensible route to TFLite is longer
+
+
+def paths(src: Format, dst: Format) -> list[list[Converter]]:
+    """Every simple path (no format twice) from ``src`` to ``dst``, cheapest first; ties keep the
+    registry's order. These are the route search's base candidates (``edgec.routes``)."""
+    edges = converters()
+    found: list[tuple[float, int, list[Converter]]] = []
+
+    def walk(node: Format, path: list[Converter], seen: set[Format]) -> None:
+        if node == dst and path:
+            found.append((sum(e.cost for e in path), len(found), list(path)))
+            return
+        if len(path) >= MAX_EDGES:
+            return
+        for e in edges:
+            if e.src == node and e.dst not in seen:
+                walk(e.dst, path + [e], seen | {e.dst})
+
+    walk(src, [], {src})
+    return [p for _, _, p in sorted(found, key=lambda t: (t[0], t[1]))]
+
+
 def _forced(src: Format, dst: Format, forced: tuple[str, ...], edges: list[Converter]) -> list[Converter]:
     names = list(forced)
     fmts: list[Format] = []

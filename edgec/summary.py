@@ -18,11 +18,13 @@ def render_summary(m: dict, out: Path) -> str:
     lines = [f"edgec {m['edgec_version']}: {m['source']['path'] or m['source']['factory']} -> {t['name']} "
              f"({t['device']['name']}, {t['runtime']['name']}/{t['runtime']['delegate']})",
              f"route: {' -> '.join(m['route'])}"]
-    for s in m["steps"]:
+    lines.extend(route_lines(m.get("route_search")))
+    names = [s["name"] + (f" [{s['variant']}]" if s.get("variant") else "") for s in m["steps"]]
+    width = max((len(n) for n in names), default=0)
+    for name, s in zip(names, m["steps"]):
         when = "cached" if s["cached"] else f"{s['seconds']:.1f}s"
-        extra = f" [{s['variant']}]" if s.get("variant") else ""
         tool = ", ".join(f"{k} {v}" for k, v in list(s["tools"].items())[:1])
-        lines.append(f"  {s['name']}{extra:<16} {when:>8}   {tool}")
+        lines.append(f"  {name:<{width}}  {when:>8}   {tool}")
     io = m.get("tflite_io", {})
     for kind in ("inputs", "outputs"):
         for r in io.get(kind, []):
@@ -48,6 +50,20 @@ def render_summary(m: dict, out: Path) -> str:
                      f"{'' if bun['checks_ok'] else ' (a bundle check FAILED: see bundle/manifest.json)'}")
     lines.append(f"{'OK' if p.get('ok', True) else 'PARITY MISS'}: wrote {out}/manifest.json")
     return "\n".join(lines)
+
+
+def route_lines(rs: dict | None) -> list[str]:
+    """One line per route attempt (and why the route was chosen)."""
+    if not rs:
+        return []
+    attempts = rs.get("attempts") or []
+    lines = [f"route search: {rs.get('reason', '')}"] if len(attempts) != 1 else []
+    for i, a in enumerate(attempts, 1):
+        opts = ", ".join(f"{k}={v}" for k, v in (a.get("options") or {}).items())
+        when = "cached" if a.get("cached") else f"{a.get('seconds', 0):.1f}s"
+        lines.append(f"  attempt {i}: {' -> '.join(a['route'])}{' [' + opts + ']' if opts else ''}  "
+                     f"{'ok' if a['ok'] else 'FAILED'} ({when}): {a['reason']}")
+    return lines
 
 
 def _bench_lines(m: dict) -> list[str]:

@@ -18,7 +18,7 @@ from .errors import TargetError
 VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8", "int16x8")
 RUNTIMES = ("tflite", "onnxruntime")
 DELEGATES = ("xnnpack", "gpu", "nnapi", "none", "cpu", "cuda")
-PARITY_KEYS = ("atol", "rtol", "cosine", "top1", "top1_confident", "snr_db")  # see edgec/validate/compare.py
+PARITY_KEYS = ("atol", "atol_scaled", "rtol", "cosine", "top1", "top1_confident", "snr_db")  # see edgec/validate/compare.py
 
 
 @dataclass(frozen=True)

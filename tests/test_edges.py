@@ -59,7 +59,7 @@ def test_cnn_torchscript_default_route(models, cache_dir, tmp_path):
     m = _build(cache_dir, tmp_path / "out", model=str(models / "cnn.pt"), target="rpi4",
                variants=("fp32", "fp16", "dynamic_int8"))
     assert m["route"] == ["torchscript", "onnx", "saved_model", "tflite"]
-    assert [s["name"] for s in m["steps"]][:2] == ["torchscript_to_onnx", "onnx_to_tf"]
+    assert [s["name"] for s in m["steps"]][:3] == ["torchscript_to_onnx", "onnx_canonicalize", "onnx_to_tf"]
     assert m["steps"][0]["exporter"] == "legacy" and m["steps"][0]["opset"] == 17
     assert {a["path"] for a in m["artifacts"]} >= {"model.onnx", "saved_model", "model_fp32.tflite",
                                                    "model_fp16.tflite", "model_dynamic_int8.tflite"}
@@ -148,7 +148,7 @@ def test_onnx_direct_route_and_dynamic_dims(models, cache_dir, tmp_path):
     m = _build(cache_dir, tmp_path / "out", model=str(onnx_path), route=("onnx", "tflite"),
                input_shapes={"x": (1, 3, 32, 32)})
     assert m["route"] == ["onnx", "tflite"]
-    assert [s["name"] for s in m["steps"]] == ["onnx_to_tflite"]
+    assert [s["name"] for s in m["steps"]] == ["onnx_canonicalize", "onnx_to_tflite"]
     assert _fp32_ledger(m)["outputs"][0]["max_abs"] <= ATOL
     x = tm.cnn_inputs()[0]
     ref = _torch_outputs(tm.seeded(tm.TinyCNN), (x,))
@@ -187,7 +187,7 @@ def test_tf_to_onnx_cross_check_route(cache_dir, tmp_path):
     sm = tmp_path / "sm" / "saved_model"
     m = _build(cache_dir, tmp_path / "out", model=str(sm), route=("saved_model", "onnx", "tflite"))
     assert m["route"] == ["saved_model", "onnx", "tflite"]
-    assert [s["name"] for s in m["steps"]] == ["tf_to_onnx", "onnx_to_tflite"]
+    assert [s["name"] for s in m["steps"]] == ["tf_to_onnx", "onnx_canonicalize", "onnx_to_tflite"]
     onnx_stage = next(s for s in m["parity"]["stages"] if s["stage"] == "onnx")
     assert onnx_stage["outputs"][0]["max_abs"] <= ATOL
     assert _fp32_ledger(m)["outputs"][0]["max_abs"] <= ATOL

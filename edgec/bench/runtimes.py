@@ -49,6 +49,19 @@ def make_inputs(specs: list[TensorSpec], npz: str | None, seed: int) -> tuple[di
     return random_inputs(specs, seed=seed), f"synthetic: seeded random (seed {seed}; normal for float, 0-99 for int)"
 
 
+def refuse_custom_ops(path: Path) -> None:
+    """A model with custom ops runs only where those kernels are registered (MediaPipe's graph
+    runtime, an app's own resolver): name them instead of letting the interpreter fail."""
+    from ..errors import UnsupportedOpsError
+    from ..tflite_model import read_tflite
+
+    custom = read_tflite(path).custom_ops()
+    if custom:
+        raise UnsupportedOpsError("tflite runtime (ai-edge-litert)", custom, where=str(path),
+                                  hint="these custom ops have no kernel in a stock TFLite interpreter; run the "
+                                       "model where they are registered (e.g. MediaPipe), or replace them")
+
+
 def tflite_session(path: Path, threads: int, delegate: str, npz: str | None, seed: int) -> tuple[Session, str]:
     from ai_edge_litert import interpreter as lite
 
@@ -61,6 +74,7 @@ def tflite_session(path: Path, threads: int, delegate: str, npz: str | None, see
     elif delegate in ("gpu", "nnapi"):
         notes.append(f"the {delegate} delegate does not exist on this machine: measured on the CPU with XNNPACK")
         used = f"xnnpack (profile: {delegate})"
+    refuse_custom_ops(path)
     interp = lite.Interpreter(model_path=str(path), **kwargs)
     interp.allocate_tensors()
     details = interp.get_input_details()

@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--variants", help="comma-separated variants (default: the target's): fp32,fp16,dynamic_int8")
     b.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224[:dtype]",
                    help="static shape (and dtype) of an input; repeat per input")
+    b.add_argument("--input-value", action="append", default=[], metavar="NAME=VALUE",
+                   help="fix a configuration input of an ONNX model to a constant (e.g. sr=16000): it leaves the "
+                        "model's inputs and If nodes on it fold to their taken branch; repeat per input")
     b.add_argument("--keep-layout", action="store_true", help="keep NCHW inputs (default: image inputs -> NHWC)")
     b.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled nn.Module (runs code!)")
     b.add_argument("--exporter", choices=["auto", "dynamo", "legacy"], help="torch.onnx exporter")
@@ -87,12 +90,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build_config(args):
-    from ..config import BuildConfig, load_config_file, parse_shape
+    from ..config import BuildConfig, load_config_file, parse_shape, parse_value, split_dtype
 
     base = load_config_file(args.config) if args.config else {}
     shapes, dtypes = {}, {}
     for s in args.input_shape:
-        spec, _, dtype = s.partition(":")
+        spec, dtype = split_dtype(s)
         name, shape = parse_shape(spec)
         shapes[name] = shape
         if dtype:
@@ -102,6 +105,7 @@ def _build_config(args):
         "route": tuple(x for x in args.route.split(",") if x) if args.route else None,
         "variants": tuple(x for x in args.variants.split(",") if x) if args.variants else None,
         "input_shapes": shapes or None, "input_dtypes": dtypes or None,
+        "input_values": dict(parse_value(v) for v in args.input_value) or None,
         "keep_layout": args.keep_layout or None, "trust_pickle": args.trust_pickle or None,
         "exporter": args.exporter, "opset": args.opset, "cache_dir": args.cache_dir,
         "use_cache": False if args.no_cache else None, "parity": args.parity,
@@ -124,13 +128,15 @@ def _cmd_build(args) -> int:
     cfg = _build_config(args)
     if args.dry_run:
         from ..formats import Format, detect_format
-        from ..planner import plan
+        from ..planner import paths, plan
         from ..targets import load_target
 
         load_target(cfg.target)
         src = detect_format(cfg.model) if cfg.model else Format.TORCH_MODULE
         route = plan(src, Format.TFLITE, cfg.route)
-        print(json.dumps({"config": cfg.to_dict(), "route": [c.name for c in route]}, indent=2))
+        candidates = [[c.name for c in route]] if cfg.route else [[c.name for c in p] for p in paths(src, Format.TFLITE)]
+        print(json.dumps({"config": cfg.to_dict(), "route": [c.name for c in route],
+                          "route_candidates": candidates}, indent=2))
         return 0
     from .. import build
     from ..errors import ParityError

@@ -19,6 +19,7 @@ import contextlib
 import io
 import os
 import pkgutil
+import re
 import shutil
 import sys
 import tempfile
@@ -92,6 +93,40 @@ def _onnx2tf_sandbox():
         os.environ["PATH"] = saved_path
 
 
+# edgec's names for the onnx2tf options a route attempt may set (``settings["onnx2tf"]``), what each
+# does, and the onnx2tf keyword it becomes. The route search (``edgec.routes``) sets them; a user
+# never needs onnx2tf's own flag names.
+OPTIONS = {
+    "input_layout": "as_given: every input keeps its shape (no NCHW->NHWC transpose)",
+    "batch_size": "N: a static batch size for every input",
+    "nms_dynamic_output": "NonMaxSuppression outputs keep their dynamic number of boxes",
+    "rnn_unroll": "LSTM/GRU/RNN loops are unrolled into plain ops",
+    "simplify": "false: onnx2tf's own onnxsim step is skipped",
+}
+
+
+def onnx2tf_kwargs(options: dict, resolved: list[TensorSpec], keep_layout: bool) -> dict:
+    """onnx2tf keyword arguments for edgec's layout rules plus a route attempt's ``options``."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ConversionError(f"unknown onnx2tf option(s) {', '.join(unknown)}", hint=f"known: {', '.join(OPTIONS)}")
+    as_given = options.get("input_layout") == "as_given"
+    keep_nchw = [s.name for s in resolved if keep_layout and not as_given and len(s.shape) >= 3]
+    keep_shape = [s.name for s in resolved
+                  if as_given or (not is_image_input(s) and s.name not in keep_nchw)]
+    kw = {"keep_ncw_or_nchw_or_ncdhw_input_names": keep_nchw or None,
+          "keep_shape_absolutely_input_names": keep_shape or None}
+    if options.get("batch_size"):
+        kw["batch_size"] = int(options["batch_size"])
+    if options.get("nms_dynamic_output"):
+        kw["output_nms_with_dynamic_tensor"] = True
+    if options.get("rnn_unroll"):
+        kw["enable_rnn_unroll"] = True
+    if options.get("simplify") is False:
+        kw["not_use_onnxsim"] = True
+    return kw
+
+
 def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settings: dict, **kwargs):
     """Run onnx2tf on a private, rewritten copy of the ONNX; return
     (keras_model, onnx_model, log_text, resolved_inputs, rewrites) where ``rewrites`` maps each
@@ -106,11 +141,11 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settin
     shapes = dict(settings.get("input_shapes") or {})
     resolved = resolve_shapes(onnx_ins, {k: v for k, v in shapes.items() if k in {s.name for s in onnx_ins}},
                               {}, str(onnx_path))
-    keep_layout = bool(settings.get("keep_layout"))
-    keep_nchw = [s.name for s in resolved if keep_layout and len(s.shape) >= 3]
-    keep_shape = [s.name for s in resolved if not is_image_input(s) and s.name not in keep_nchw]
+    layout_kw = onnx2tf_kwargs(dict(settings.get("onnx2tf") or {}), resolved, bool(settings.get("keep_layout")))
     overwrite = [f"{s.name}:{','.join(map(str, s.shape))}" for s, o in zip(resolved, onnx_ins)
                  if not o.is_static]
+    if layout_kw.get("batch_size"):
+        overwrite = []  # onnx2tf takes one or the other
     has_erf = any(n.op_type == "Erf" for n, _ in _walk_nodes(model.graph))
     workdir.mkdir(parents=True, exist_ok=True)
     local = workdir / "model.onnx"
@@ -124,23 +159,50 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settin
             keras_model = core.convert(
                 input_onnx_file_path=str(local),
                 output_folder_path=str(workdir / "onnx2tf_out"),
-                keep_ncw_or_nchw_or_ncdhw_input_names=keep_nchw or None,
-                keep_shape_absolutely_input_names=keep_shape or None,
                 overwrite_input_shape=overwrite or None,
                 replace_to_pseudo_operators=["erf"] if has_erf else None,
                 non_verbose=True,
+                **layout_kw,
                 **kwargs,
             )
         except SystemExit as exc:
-            raise ConversionError(f"onnx2tf stopped (exit {exc.code}): {_tail(log.getvalue())}",
-                                  where=str(onnx_path), hint="run with --debug, or try another --route") from exc
+            raise onnx2tf_error(f"onnx2tf stopped (exit {exc.code})", log.getvalue(), onnx_path) from exc
         except Exception as exc:
-            raise ConversionError(f"onnx2tf failed: {type(exc).__name__}: {str(exc)[:300]}; "
-                                  f"log: {_tail(log.getvalue())}", where=str(onnx_path),
-                                  hint="run with --debug, or try another --route") from exc
+            raise onnx2tf_error(f"onnx2tf failed: {type(exc).__name__}: {_clean(str(exc))[:300]}",
+                                log.getvalue(), onnx_path) from exc
     if keras_model is None:
-        raise ConversionError(f"onnx2tf produced no model: {_tail(log.getvalue())}", where=str(onnx_path))
+        raise onnx2tf_error("onnx2tf produced no model", log.getvalue(), onnx_path)
     return keras_model, model, log.getvalue(), resolved, rewrites
+
+
+# onnx2tf ends every failed op with the same advice about its own CLI flags (-b/-ois, -kt/-kat,
+# -onwdt). An edgec user cannot type those, so the advice is taken out of the message and kept as
+# keys the route search translates into attempts of its own (``edgec.routes``).
+_ADVICE = {
+    "static_shape": re.compile(r"use the -b or -ois option|--batch_size option"),
+    "input_layout": re.compile(r"use the -kt or -kat option|irregular channel arrangement"),
+    "nms_dynamic_output": re.compile(r"try the -onwdt option"),
+}
+_ADVICE_LINE = re.compile(r"-b or -ois|-kt or -kat|-onwdt|parameter-replacement|Read this and deal with it|"
+                          r"The trace log is below|--batch_size option")
+
+
+def onnx2tf_error(what: str, log: str, onnx_path: Path) -> ConversionError:
+    """A ConversionError naming the ONNX node onnx2tf stopped at and its own error line, with the
+    advice it printed as ``err.advice`` (keys of ``_ADVICE``), not as text."""
+    text = _clean(log)
+    advice = sorted(k for k, rx in _ADVICE.items() if rx.search(text))
+    node = re.findall(r"onnx_op_name: ([^\n|]+)", text)
+    node_txt = f" at ONNX node '{node[-1].strip()}'" if node else ""
+    err = ConversionError(f"{what}{node_txt}: {_tail(text)}", where=str(onnx_path),
+                          hint="run with --debug for onnx2tf's full log")
+    err.advice = advice
+    err.node = node[-1].strip() if node else None
+    return err
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text or "")
 
 
 def _save_onnx(model, path: Path) -> None:
@@ -152,10 +214,9 @@ def _save_onnx(model, path: Path) -> None:
 
 
 def _tail(text: str, n: int = 400) -> str:
-    import re
-
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    text = _clean(text)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _ADVICE_LINE.search(ln)
+             and not ln.startswith("File \"") and "onnx_op_name:" not in ln and "input_onnx_file_path:" not in ln]
     errs = [ln for ln in lines if "ERROR" in ln or "Error" in ln]
     picked = " | ".join((errs or lines)[-3:])
     return picked[-n:] if picked else "(no output)"

@@ -66,7 +66,11 @@ def _convert(ctx: StepContext) -> dict:
         # Track the variables the signature captures, not the Keras model: saving a Keras model makes
         # tf_keras serialize every layer's config, onnx2tf's constant weights included (minutes on a
         # 22 M-parameter transformer), for metadata the SavedModel's readers here never use.
-        holder.variables_ = list(keras_model.variables)
+        # ``keras_model.variables`` is not enough: onnx2tf builds some layers (a grouped convolution
+        # it does not turn into a depthwise one: group > 1 and != channels, or unequal strides) with
+        # TF's internal legacy Keras, which the tf_keras model does not track, and saving then fails
+        # with "references an 'untracked' resource". The traced function knows every variable it reads.
+        holder.variables_ = _captured_variables(serve, keras_model)
         holder.serve = serve
         try:
             tf.saved_model.save(holder, str(ctx.output), signatures={"serving_default": serve})
@@ -85,8 +89,17 @@ def _convert(ctx: StepContext) -> dict:
     return {"io": io_map, "rewrites": rewrites}
 
 
+def _captured_variables(fn, keras_model) -> list:
+    seen, out = set(), []
+    for v in list(fn.get_concrete_function().variables) + list(keras_model.variables):
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
 register(Converter(
     name="onnx_to_tf", src=Format.ONNX, dst=Format.SAVED_MODEL, run=_convert,
     tools=("onnx2tf", "tensorflow", "tf-keras", "onnx", "onnxsim"),
-    uses=("input_shapes", "keep_layout"), cost=1.0,
+    uses=("input_shapes", "keep_layout", "onnx2tf"), cost=1.0,
     description="onnx2tf builds the Keras graph; edgec writes a SavedModel with the ONNX I/O names"))

@@ -47,5 +47,5 @@ def _convert(ctx: StepContext) -> dict:
 register(Converter(
     name="onnx_to_tflite", src=Format.ONNX, dst=Format.TFLITE, run=_convert,
     tools=("onnx2tf", "tensorflow", "tf-keras", "onnx", "onnxsim"),
-    uses=("input_shapes", "keep_layout", "variant"), cost=2.5,
+    uses=("input_shapes", "keep_layout", "onnx2tf", "variant"), cost=2.5,
     description="onnx2tf's own TFLite output (the tool as users run it by hand)"))

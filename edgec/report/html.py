@@ -7,7 +7,7 @@ import json
 from html import escape
 
 from . import svg
-from .markdown import estimate_cell, kib, ms, num
+from .markdown import estimate_cell, kib, ms, num, options_text
 from .model import Report
 
 CSS = """
@@ -137,7 +137,7 @@ def render_html(rep: Report) -> str:
     m = rep.manifest
     t = m["target"]
     parts = [_summary_table(rep), _latency_figure(rep, m), _size_figure(rep), _parity_figures(rep, m),
-             _pareto_figure(rep, m), _divergence_figure(m), _parity_table(rep), _steps_table(m)]
+             _pareto_figure(rep, m), _divergence_figure(m), _parity_table(rep), _routes_table(m), _steps_table(m)]
     head = (f"<header><h1>edgec report: {escape(rep.title)}</h1><p>{escape(t.get('description', ''))} · route "
             f"{escape(' → '.join(m['route']))} · edgec {escape(m['edgec_version'])} · {escape(m.get('created', ''))}"
             "</p></header>")
@@ -145,6 +145,21 @@ def render_html(rep: Report) -> str:
     return ("<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport "
             f"content='width=device-width'><title>edgec report: {escape(rep.title)}</title><style>{CSS}</style>"
             f"</head><body data-edgec='{data}'>{head}<main>{''.join(parts)}</main></body></html>\n")
+
+
+def _routes_table(m: dict) -> str:
+    rs = m.get("route_search")
+    if not rs:
+        return ""
+    rows = "".join(
+        f"<tr><td class=n>{i}</td><td>{escape(' → '.join(a['route']))}</td>"
+        f"<td>{escape(options_text(a.get('options')))}</td><td>{_verdict_html(a['ok'])}</td>"
+        f"<td class=n>{'cached' if a.get('cached') else escape(ms(a['seconds']))}</td>"
+        f"<td>{escape(a['reason'])}</td></tr>" for i, a in enumerate(rs.get("attempts") or [], 1))
+    table = ("<table><tr><th>#</th><th>route</th><th>options</th><th>result</th><th>seconds</th><th>reason</th></tr>"
+             f"{rows}</table>") if rows else ""
+    return (f"<section><h2>Route search</h2><p>Chosen: <b>{escape(' → '.join(rs['chosen']))}</b> — "
+            f"{escape(rs['reason'])}</p>{table}</section>")
 
 
 def _steps_table(m: dict) -> str:

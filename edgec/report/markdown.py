@@ -30,6 +30,27 @@ def estimate_cell(r) -> str:
     return f"{ms(r.est_p50_ms)}{band}"
 
 
+def options_text(options: dict) -> str:
+    flat = []
+    for k, v in (options or {}).items():
+        flat += [f"{k}.{kk}={vv}" for kk, vv in v.items()] if isinstance(v, dict) else [f"{k}={v}"]
+    return ", ".join(flat) or "—"
+
+
+def route_search_markdown(rs: dict | None) -> list[str]:
+    if not rs:
+        return []
+    lines = ["", f"Route search: `{' → '.join(rs['chosen'])}` — {rs['reason']}", ""]
+    if rs.get("attempts"):
+        lines += ["| # | route | options | result | seconds | reason |", "|---:|---|---|---|---:|---|"]
+        for i, a in enumerate(rs["attempts"], 1):
+            reason = a["reason"].replace("|", "\\|")
+            lines.append(f"| {i} | {' → '.join(a['route'])} | {options_text(a.get('options'))} | "
+                         f"{'ok' if a['ok'] else '**failed**'} | {'cached' if a.get('cached') else ms(a['seconds'])} "
+                         f"| {reason} |")
+    return lines
+
+
 def render_markdown(rep: Report) -> str:
     m = rep.manifest
     t = m["target"]
@@ -54,6 +75,7 @@ def render_markdown(rep: Report) -> str:
             for o in s.outputs:
                 lines.append(f"| {s.stage} | {o.get('output', '')} | {num(o.get('max_abs'))} | "
                              f"{num(o.get('cosine'))} | {num(o.get('top1'), 3)} | {budget} | {verdict(o.get('ok'))} |")
+    lines += route_search_markdown(m.get("route_search"))
     bench_cond = next((b.get("conditions") for b in (m.get("bench") or {}).values() if isinstance(b, dict)
                        and b.get("conditions")), None) if isinstance(m.get("bench"), dict) else None
     if bench_cond:

@@ -20,7 +20,7 @@ MANIFEST_SCHEMA = {
     "title": "edgec build manifest",
     "type": "object",
     "required": ["schema_version", "edgec_version", "target", "route", "artifacts", "steps", "environment",
-                 "inputs", "outputs", "parity"],
+                 "inputs", "outputs", "parity", "route_search"],
     "properties": {
         "schema_version": {"const": 1},
         "edgec_version": {"type": "string"},
@@ -47,6 +47,15 @@ MANIFEST_SCHEMA = {
             "stages": {"type": "array", "items": {
                 "type": "object", "required": ["stage", "ok", "outputs"],
                 "properties": {"outputs": {"type": "array", "items": _METRICS}}}}}},
+        "route_search": {"type": "object", "required": ["chosen", "reason", "attempts"], "properties": {
+            "chosen": {"type": "array", "items": {"type": "string"}},
+            "reason": {"type": "string"},
+            "attempts": {"type": "array", "items": {
+                "type": "object", "required": ["route", "converter", "options", "ok", "reason", "seconds"],
+                "properties": {"route": {"type": "array", "items": {"type": "string"}},
+                               "converter": {"type": "array", "items": {"type": "string"}},
+                               "options": {"type": "object"}, "ok": {"type": "boolean"},
+                               "reason": {"type": "string"}, "seconds": {"type": "number"}}}}}},
         "bench": {"type": "object", "additionalProperties": {"type": "object"}},
         "environment": {"type": "object", "required": ["python", "platform", "packages"]},
     },

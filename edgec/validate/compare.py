@@ -35,7 +35,7 @@ def metrics(ref: np.ndarray, got: np.ndarray) -> dict:
     finite = bool(np.isfinite(g).all() and np.isfinite(r).all())
     if r.size == 0:
         return {"max_abs": 0.0, "mean_abs": 0.0, "max_rel": 0.0, "cosine": 1.0, "snr_db": math.inf,
-                "finite": True}
+                "max_abs_scaled": 0.0, "ref_max": 0.0, "finite": True}
     diff = np.abs(r - g)
     max_abs = float(np.max(diff)) if finite else math.inf
     mean_abs = float(np.mean(diff)) if finite else math.inf
@@ -53,7 +53,9 @@ def metrics(ref: np.ndarray, got: np.ndarray) -> dict:
     noise = float(np.sum((r - g) ** 2)) if finite else math.inf
     signal = float(np.sum(r ** 2)) if finite else 0.0
     snr = _snr(signal, noise)
+    ref_max = float(np.max(np.abs(r))) if finite else math.inf
     out = {"max_abs": max_abs, "mean_abs": mean_abs, "max_rel": max_rel, "cosine": cosine, "snr_db": snr,
+           "max_abs_scaled": max_abs / max(1.0, ref_max) if finite else math.inf, "ref_max": ref_max,
            "finite": finite, "_signal": signal, "_noise": noise}
     if is_classifier(ref) and finite:
         out.update(agreement(ref, got))
@@ -127,6 +129,8 @@ def merge(batches: list[dict]) -> dict:
     noise = sum(b.get("_noise", 0.0) for b in batches)
     out = {"max_abs": max(b["max_abs"] for b in batches), "mean_abs": float(np.mean([b["mean_abs"] for b in batches])),
            "max_rel": max(b["max_rel"] for b in batches),
+           "max_abs_scaled": max(b.get("max_abs_scaled", b["max_abs"]) for b in batches),
+           "ref_max": max(b.get("ref_max", 0.0) for b in batches),
            "cosine": float(np.mean([b["cosine"] for b in batches])),
            "cosine_min": min(b.get("cosine_min", b["cosine"]) for b in batches),
            "snr_db": _snr(signal, noise) if all("_signal" in b for b in batches) else min(b["snr_db"] for b in batches),
@@ -143,7 +147,9 @@ def merge(batches: list[dict]) -> dict:
 
 
 def verdict(m: dict, budget: dict) -> tuple[bool, list[str]]:
-    """Does metric dict ``m`` meet ``budget``? Returns (ok, misses). Keys: atol (max abs error), rtol
+    """Does metric dict ``m`` meet ``budget``? Returns (ok, misses). Keys: atol (max abs error),
+    atol_scaled (max abs error <= atol_scaled x max(1, max |ref|): an absolute tolerance for outputs
+    within [-1, 1] that grows with the output's scale, as float32's own resolution does), rtol
     (max relative error), cosine (mean cosine), snr_db (pooled SNR), top1 (agreement over all rows),
     top1_confident (agreement over the rows where the reference's top-1 probability >= CONFIDENT;
     not judged when there are none)."""
@@ -154,6 +160,9 @@ def verdict(m: dict, budget: dict) -> tuple[bool, list[str]]:
         misses.append("non-finite values")
     if "atol" in budget and not m["max_abs"] <= budget["atol"]:
         misses.append(f"max_abs {m['max_abs']:.3g} > atol {budget['atol']:.3g}")
+    if "atol_scaled" in budget and not m.get("max_abs_scaled", m["max_abs"]) <= budget["atol_scaled"]:
+        misses.append(f"max_abs {m['max_abs']:.3g} > atol_scaled {budget['atol_scaled']:.3g} x output scale "
+                      f"{max(1.0, m.get('ref_max', 1.0)):.3g}")
     if "rtol" in budget and not m["max_rel"] <= budget["rtol"]:
         misses.append(f"max_rel {m['max_rel']:.3g} > rtol {budget['rtol']:.3g}")
     if "cosine" in budget and not m["cosine"] >= budget["cosine"]:

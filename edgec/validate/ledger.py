@@ -6,9 +6,12 @@ its variant (CLI overrides first, then the profile, then ``DEFAULT_BUDGETS``).
 
 A stage that misses its budget both against the source and against the stage before it
 *introduced* the error; for such a stage the ledger localizes the first divergent layer
-(``edgec.validate.localize``). TFLite models run in a worker process each
-(``edgec.validate.worker``): an interpreter that aborts becomes an error for that variant and the
-rest of the ledger completes. Outputs go through memory-mapped files, one sample at a time.
+(``edgec.validate.localize``). Every stage runs in a worker process (``edgec.validate.worker``):
+each TFLite run in its own, the framework stages (the source, ONNX, SavedModel, Keras) in one child
+per framework family. A later stage whose process dies (a signal, a time-out) becomes an error for
+that stage and the rest of the ledger completes; a source that dies or fails stops the build with
+a ``RuntimeCrashError`` (or ``InputError``) naming the stage and the signal, before anything is
+written. Outputs go through memory-mapped files, one sample at a time.
 
 The numbers are cached under a key made of every artifact's sha256 and the validation data's
 digest, so a warm rebuild recomputes only the verdicts.
@@ -17,17 +20,19 @@ digest, so a warm rebuild recomputes only the verdicts.
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 from ..cache import step_key
-from ..formats import Artifact, Format, TensorSpec
+from ..formats import Artifact, Format, TensorSpec, size_of
 from .compare import merge, metrics, public, verdict
-from .worker import ArrayStore, run_task, write_feeds
+from .worker import ArrayStore, run_task, stage_progress, start_task, write_feeds
 
-LEDGER_VERSION = 7
+LEDGER_VERSION = 9
 DEFAULT_BUDGETS = {
-    "fp32": {"atol": 1e-4},
+    "fp32": {"atol_scaled": 1e-4},
     "fp16": {"cosine": 0.999},
     "dynamic_int8": {"cosine": 0.99},
     "int8": {"top1_confident": 0.95, "cosine": 0.97},
@@ -79,31 +84,159 @@ class _Plan:
                 prev = name
 
 
-def _in_process(build, a: Artifact, row: dict | None, plan: _Plan, feeds_dir: Path, out: Path) -> dict:
-    import time
+# The framework stages run in worker children, one per framework family (the TF child is the
+# expensive one to start: ~4 s of imports; a torch/onnxruntime child ~1 s), the families side by
+# side: the TF child starts with the source's and keeps running while the TFLite children run.
+RUNTIMES = {Format.TORCHSCRIPT: "torch", Format.EXPORTED_PROGRAM: "torch", Format.TORCH_MODULE: "torch",
+            Format.ONNX: "onnxruntime", Format.SAVED_MODEL: "tensorflow", Format.KERAS: "keras"}
+OUTPUTS_CACHE_BYTES = 64 << 20   # a stage's outputs up to this size are cached for the next ledger
+_RECORD = "record.json"
 
-    from .runners import runner_for
-    from .worker import read_feeds
 
-    module = None
-    if a.format in (Format.TORCHSCRIPT, Format.EXPORTED_PROGRAM, Format.TORCH_MODULE):
-        from ..loaders import load_torch
+def _family(fmt: Format) -> str:
+    return "tensorflow" if fmt in (Format.SAVED_MODEL, Format.KERAS) else "torch/onnxruntime"
 
-        module = a.meta.get("module") or load_torch(a.path, a.format, trust_pickle=True)
-    io_map = (row or {}).get("io_map")
-    if a.format is Format.SAVED_MODEL and io_map is None:  # a SavedModel source: its own names and layout
-        from ..calibration import identity_io
 
-        io_map = identity_io(plan.inputs, plan.outputs)
-    runner = runner_for(a.format, a.path, source_inputs=plan.inputs, source_outputs=plan.outputs,
-                        io_map=io_map, torch_module=module,
-                        threads=build.target.threads_here(), out_hints=(row or {}).get("hints"))
-    store = ArrayStore(out, ArrayStore(feeds_dir).samples())
-    t0 = time.perf_counter()
-    for i, feed in enumerate(read_feeds(feeds_dir)):
-        store.put(i, runner.infer(feed))
-    store.close()
-    return {"runtime": runner.name, "infer_seconds": round(time.perf_counter() - t0, 3)}
+def _framework_specs(plan: _Plan, work: Path) -> list[tuple[Artifact, dict]]:
+    """(artifact, worker stage) for the source and every non-TFLite stage."""
+    rows = [("source", plan.src, None)] + [(r["name"], r["artifact"], r) for r in plan.rows
+                                             if r["artifact"].format is not Format.TFLITE]
+    out = []
+    for name, a, row in rows:
+        io_map = (row or {}).get("io_map")
+        if a.format is Format.SAVED_MODEL and io_map is None:  # a SavedModel source: its own names and layout
+            from ..calibration import identity_io
+
+            io_map = identity_io(plan.inputs, plan.outputs)
+        spec = {"name": name, "format": a.format.value, "path": str(a.path), "io_map": io_map,
+                "hints": (row or {}).get("hints"), "outputs": str(work / name)}
+        if name == "source" and plan.constants:
+            spec.update(_constants_spec(plan))
+        out.append((a, spec))
+    return out
+
+
+def _constants_spec(plan: "_Plan") -> dict:
+    """The source's full input list (constants in their place) and the constants' values."""
+    consts = {k: {"value": v.tolist(), "dtype": v.dtype.name} for k, v in plan.constants.items()}
+    by_name = {s.name: s for s in plan.inputs}
+    specs = [by_name[n].to_dict() if n in by_name else
+             TensorSpec(n, tuple(plan.constants[n].shape), plan.constants[n].dtype.name).to_dict()
+             for n in plan.source_input_order]
+    return {"constants": consts, "source_inputs": specs}
+
+
+class _Group:
+    """Framework stages of one family, run in one worker child started at once (in the background).
+    If the child dies, the stage it was running gets the error and the stages after it run in a
+    fresh child."""
+
+    def __init__(self, build, plan: _Plan, feeds: Path, work: Path, stages: list[dict]):
+        self.base = {"task": "framework_outputs", "inputs": str(feeds), "threads": build.target.threads_here(),
+                     "source_inputs": [s.to_dict() for s in plan.inputs],
+                     "source_outputs": [s.to_dict() for s in plan.outputs], "sys_path": list(sys.path)}
+        self.work, self.stages, self.tries = work, stages, 0
+        self.names = [st["name"] for st in stages]
+        self.progress: Path | None = None
+        self._records: dict | None = None
+        self.job = self._start(stages)
+
+    def _start(self, stages: list[dict]):
+        self.tries += 1
+        self.progress = self.work / f"progress-{self.names[0]}-{self.tries}.jsonl"
+        return start_task({**self.base, "stages": stages, "progress": str(self.progress)})
+
+    def records(self) -> dict[str, dict]:
+        if self._records is None:
+            self._records, todo = {}, self.stages
+            while todo:
+                res = self.job.wait()
+                done, running = stage_progress(self.progress)
+                self._records.update(done)
+                if not res.get("crashed"):
+                    break
+                crashed = running or next(st["name"] for st in todo if st["name"] not in done)
+                self._records[crashed] = {"error": res["error"], "crashed": True, "signal": res.get("signal")}
+                todo = todo[[st["name"] for st in todo].index(crashed) + 1:]
+                if todo:
+                    self.job = self._start(todo)
+        return self._records
+
+    def kill(self) -> None:
+        self.job.kill()
+
+
+def _start_groups(build, plan: _Plan, feeds: Path, work: Path, specs: list[tuple[Artifact, dict]]) -> dict:
+    """One child per framework family, the source's family first; {stage name: its group}."""
+    families: dict[str, list[dict]] = {}
+    for a, spec in specs:
+        families.setdefault(_family(a.format), []).append(spec)
+    groups = {}
+    for stages in families.values():
+        g = _Group(build, plan, feeds, work, stages)
+        groups.update({name: g for name in g.names})
+    return groups
+
+
+class _Outputs:
+    """Each stage's outputs on the validation data, cached under the artifact's sha256, how it ran
+    and the data's digest, so that the next ledger of a build (the route search checks fp32 first;
+    a rebuild with other variants) runs only what is new. Outputs over OUTPUTS_CACHE_BYTES are not kept."""
+
+    def __init__(self, build, plan: _Plan, validation, work: Path):
+        self.build, self.work = build, work
+        self.common = {"validation": validation.sha256, "threads": build.target.threads_here(),
+                       "constants": _constants_digest(plan),
+                       "inputs": [s.to_dict() for s in plan.inputs], "outputs": [s.to_dict() for s in plan.outputs],
+                       "v": LEDGER_VERSION}
+
+    def key(self, a: Artifact, how: dict) -> str:
+        from ..pipeline import tool_versions
+
+        return step_key("parity-outputs", a.meta["sha256"], {**self.common, "format": a.format.value, **how},
+                        tool_versions(TOOLS))
+
+    def reuse(self, key: str, name: str) -> dict | None:
+        entry = self.build.cache.get(key)
+        if entry is None:
+            return None
+        (self.work / name).symlink_to(entry.output.resolve(), target_is_directory=True)
+        return {**json.loads((entry.output / _RECORD).read_text()), "outputs_cached": True}
+
+    def keep(self, key: str, name: str, rec: dict) -> dict:
+        d = self.work / name
+        if rec.get("error") or rec.get("outputs_cached") or not d.is_dir() or size_of(d) > OUTPUTS_CACHE_BYTES:
+            return rec
+
+        def produce(out: Path) -> dict:
+            shutil.copytree(d, out)
+            (out / _RECORD).write_text(json.dumps(rec, default=float))
+            return {"step": "parity-outputs"}
+
+        self.build.cache.put(key, produce)
+        return rec
+
+
+def _source_record(plan: _Plan, rec: dict) -> dict:
+    """The source run's record; a source that cannot run stops the build here, before anything is
+    written, with the stage, its framework and the signal (or the error) named."""
+    where = f"parity: source ({RUNTIMES.get(plan.src.format, plan.src.format.value)})"
+    if rec.get("crashed"):
+        from ..errors import RuntimeCrashError
+
+        how = "ran past its time limit" if rec.get("signal") == "timeout" else f"died with {rec.get('signal')}"
+        stderr = rec["error"].partition("; stderr: ")[2]
+        raise RuntimeCrashError(f"the source model's process {how} on the validation inputs"
+                                f"{'; its stderr: ' + stderr if stderr else ''}", where=where, hint="the model crashes its own framework on these inputs (e.g. an "
+                                "integer division by zero or an index out of range): check the validation data "
+                                "fits the model, or fix the model")
+    if rec.get("error"):
+        from ..errors import InputError
+
+        raise InputError(f"the source model fails on the validation inputs: {rec['error']}", where=where,
+                         hint="check that the validation data fits the model (index inputs within range, "
+                              "non-zero integer divisors)")
+    return rec
 
 
 def _tflite(build, row: dict, plan: _Plan, feeds_dir: Path, out: Path, kernels: str) -> dict:
@@ -135,20 +268,52 @@ def _compare(a: Path, b: Path) -> list[dict]:
 def _compute(build, plan: _Plan, validation, work: Path) -> dict:
     feeds = write_feeds(work / "inputs", [s.name for s in plan.inputs], (s.feed for s in validation.samples))
     numbers = {"order": [r["name"] for r in plan.rows], "stages": {}}
-    with build.progress.step(f"parity: source on {len(validation.samples)} samples"):
-        numbers["source"] = _in_process(build, plan.src, None, plan, feeds, work / "source")
-    for row in plan.rows:
-        name, a = row["name"], row["artifact"]
-        with build.progress.step(f"parity: {name}"):
-            rec = {"previous": row["previous"]}
-            if a.format is Format.TFLITE:
-                rec.update(_tflite(build, row, plan, feeds, work / name, "default"))
-                ref = _tflite(build, row, plan, feeds, work / f"{name}@ref", "reference")
-                rec["reference_kernels"] = _with_metrics(ref, work, name, f"{name}@ref")
+    outs = _Outputs(build, plan, validation, work)
+    specs = _framework_specs(plan, work)
+    keys = {spec["name"]: outs.key(a, {k: spec[k] for k in ("io_map", "hints")}) for a, spec in specs}
+    reused = {spec["name"]: rec for _, spec in specs if (rec := outs.reuse(keys[spec["name"]], spec["name"]))}
+    groups = _start_groups(build, plan, feeds, work, [(a, s) for a, s in specs if s["name"] not in reused])
+
+    def framework(name: str) -> dict:
+        return reused.get(name) or outs.keep(keys[name], name, groups[name].records()[name])
+
+    try:
+        with build.progress.step(f"parity: source on {len(validation.samples)} samples"):
+            numbers["source"] = _source_record(plan, framework("source"))
+        later = []
+        for row in plan.rows:  # the TFLite stages now; a framework stage when its child is done
+            name = row["name"]
+            if row["artifact"].format is Format.TFLITE:
+                with build.progress.step(f"parity: {name}"):
+                    numbers["stages"][name] = _tflite_stage(build, row, plan, feeds, work, outs)
+            elif name in reused or groups[name] is groups.get("source"):
+                build.progress.done(f"parity: {name}", cached=name in reused)
+                numbers["stages"][name] = _with_metrics({"previous": row["previous"], **framework(name)}, work,
+                                                        name, None)
             else:
-                rec.update(_in_process(build, a, row, plan, feeds, work / name))
-            numbers["stages"][name] = _with_metrics(rec, work, name, None)
+                later.append(row)
+        for row in later:
+            with build.progress.step(f"parity: {row['name']}"):
+                numbers["stages"][row["name"]] = _with_metrics({"previous": row["previous"],
+                                                                **framework(row["name"])}, work, row["name"], None)
+    finally:
+        for g in set(groups.values()):
+            g.kill()
     return numbers
+
+
+def _tflite_stage(build, row: dict, plan: _Plan, feeds: Path, work: Path, outs: _Outputs) -> dict:
+    name = row["name"]
+
+    def run(kernels: str, here: str) -> dict:
+        key = outs.key(row["artifact"], {"io_map": row["io_map"], "hints": row["hints"], "kernels": kernels})
+        rec = outs.reuse(key, here)
+        return rec if rec is not None else outs.keep(key, here, _tflite(build, row, plan, feeds, work / here,
+                                                                         kernels))
+
+    rec = {"previous": row["previous"], **run("default", name)}
+    rec["reference_kernels"] = _with_metrics(run("reference", f"{name}@ref"), work, name, f"{name}@ref")
+    return _with_metrics(rec, work, name, None)
 
 
 def _with_metrics(rec: dict, work: Path, name: str, ref_name: str | None) -> dict:
@@ -288,12 +453,15 @@ def run_ledger(build, src: Artifact, chain: list[Artifact], tflites: list[Artifa
                outputs: list[TensorSpec], validation) -> dict:
     stages = [a for a in chain if a.format is not Format.TFLITE] + tflites
     plan = _Plan(src, stages, inputs, outputs)
+    plan.constants = dict(getattr(build, "constants", None) or {})
+    plan.source_input_order = list(getattr(build, "source_input_order", None) or [s.name for s in inputs])
     shas = [src.meta["sha256"]] + [a.meta["sha256"] for a in stages]
     from ..pipeline import tool_versions
 
     key = step_key("parity", shas[0], {"stages": shas, "names": [r["name"] for r in plan.rows],
                                        "validation": validation.sha256, "threads": build.target.threads_here(),
-                                       "v": LEDGER_VERSION}, tool_versions(TOOLS))
+                                       "constants": _constants_digest(plan), "v": LEDGER_VERSION},
+                   tool_versions(TOOLS))
     entry = build.cache.get(key)
     if entry is not None:
         numbers = json.loads(entry.output.read_text())
@@ -305,8 +473,13 @@ def run_ledger(build, src: Artifact, chain: list[Artifact], tflites: list[Artifa
     return _assemble(build, numbers, plan, outputs, validation)
 
 
+def _constants_digest(plan: "_Plan") -> dict:
+    return {k: [v.dtype.name, v.tolist()] for k, v in sorted(plan.constants.items())}
+
+
 def _failed(records) -> bool:
-    return any(r.get("error") or (r.get("reference_kernels") or {}).get("error") for r in records)
+    return any(r.get("error") or r.get("vs_source") is None or (r.get("reference_kernels") or {}).get("error")
+               for r in records)
 
 
 def _cache_json(cache, key: str, data) -> None:

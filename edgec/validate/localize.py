@@ -18,6 +18,8 @@ output, or a consumer's output also crosses (an isolated mismatch is a pairing a
 
 from __future__ import annotations
 
+import math
+
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +49,8 @@ def layer_limits(budget: dict) -> dict:
     relative to the layer's magnitude (max abs error <= atol x max(1, max |ref|)), which also
     catches a layer that is off by a scale factor. Agreement terms (top1) have no per-layer sense."""
     lim = {k: budget[k] for k in ("cosine", "snr_db") if k in budget}
-    if "atol" in budget:
-        lim["rel_atol"] = budget["atol"]
+    if "atol" in budget or "atol_scaled" in budget:
+        lim["rel_atol"] = min(budget.get("atol", math.inf), budget.get("atol_scaled", math.inf))
     return lim or {"cosine": 0.99}
 
 

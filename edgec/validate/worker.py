@@ -1,6 +1,9 @@
 """Run a model in a child process, so that an interpreter which aborts (litert has SIGABRTed in
-``allocate_tensors`` on int16-activation models) or hangs becomes an error for that model while the
-caller, and the rest of its ledger, carries on.
+``allocate_tensors`` on int16-activation models; onnxruntime dies with SIGFPE on an integer division
+by zero) or hangs becomes an error for that model while the caller, and the rest of its ledger,
+carries on. Every framework run of a user's model during a build goes through here: TFLite
+(``tflite_outputs``), the source, ONNX, SavedModel and Keras stages (``framework_outputs``, several
+stages of one framework family in one child) and layer localization (``layers``).
 
 The parent writes a JSON task; the child (``python -m edgec.cli.worker TASK``) runs it and writes
 a JSON result; arrays travel as ``.npz`` files named in the task. A child killed by a signal, one
@@ -24,25 +27,66 @@ TIMEOUT_S = 900
 
 def run_task(task: dict, timeout: float = TIMEOUT_S, command: list[str] | None = None) -> dict:
     """Run ``task`` in a fresh interpreter process; return its result or ``{"error": ...}``."""
-    with tempfile.TemporaryDirectory(prefix="edgec-worker-") as d:
-        job, result = Path(d) / "task.json", Path(d) / "result.json"
-        job.write_text(json.dumps({**task, "result": str(result)}, default=str))
+    return start_task(task, timeout, command).wait()
+
+
+class Job:
+    """A task running in a child process; ``wait`` gives its result (or the error naming how it died).
+    Output goes to files, not pipes, so a job can run in the background without being read."""
+
+    def __init__(self, task: dict, timeout: float = TIMEOUT_S, command: list[str] | None = None):
+        self._dir = tempfile.TemporaryDirectory(prefix="edgec-worker-")
+        d = Path(self._dir.name)
+        self.timeout, self.result = timeout, d / "result.json"
+        job = d / "task.json"
+        job.write_text(json.dumps({**task, "result": str(self.result)}, default=str))
         cmd = (command or [sys.executable, "-m", "edgec.cli.worker"]) + [str(job)]
-        t0 = time.perf_counter()
+        self._err = open(d / "stderr.txt", "w+")
+        self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._err, text=True, env=_env())
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._close()
+
+    def _close(self) -> None:
+        if not self._err.closed:
+            self._err.close()
+        self._dir.cleanup()
+
+    def wait(self) -> dict:
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
+            return self._wait()
+        finally:
+            self._close()
+
+    def _wait(self) -> dict:
+        left = self.timeout - (time.perf_counter() - self.t0)
+        try:
+            code = self.proc.wait(timeout=max(left, 0.01))
         except subprocess.TimeoutExpired:
-            return {"error": f"the worker ran past its {timeout:.0f} s limit and was killed", "crashed": True}
-        tail = _tail(proc.stderr)
-        if proc.returncode < 0:
-            name = _signal_name(-proc.returncode)
-            return {"error": f"the interpreter process died with {name} (exit {proc.returncode}); "
+            self.proc.kill()
+            self.proc.wait()
+            return {"error": f"the worker ran past its {self.timeout:.0f} s limit and was killed", "crashed": True,
+                    "signal": "timeout"}
+        self._err.seek(0)
+        tail = _tail(self._err.read())
+        if code < 0:
+            name = _signal_name(-code)
+            return {"error": f"the interpreter process died with {name} (exit {code}); "
                              f"stderr: {tail}", "crashed": True, "signal": name}
-        if proc.returncode != 0 or not result.is_file():
-            return {"error": f"the worker failed (exit {proc.returncode}): {tail}", "crashed": True}
-        out = json.loads(result.read_text())
-        out.setdefault("seconds", round(time.perf_counter() - t0, 3))
+        if code != 0 or not self.result.is_file():
+            return {"error": f"the worker failed (exit {code}): {tail}", "crashed": True}
+        out = json.loads(self.result.read_text())
+        out.setdefault("seconds", round(time.perf_counter() - self.t0, 3))
         return out
+
+
+def start_task(task: dict, timeout: float = TIMEOUT_S, command: list[str] | None = None) -> Job:
+    """Start ``task`` in a child process and return at once; ``Job.wait()`` gives the result."""
+    return Job(task, timeout, command)
 
 
 def _env() -> dict:
@@ -159,7 +203,83 @@ def _layers(task: dict) -> dict:
     return run_layer_task(task)
 
 
-TASKS = {"tflite_outputs": _tflite_outputs, "layers": _layers}
+CRASH_HOOK = "EDGEC_TEST_CRASH_STAGE"  # tests only: the stage named here kills its worker with SIGFPE
+
+
+def _framework_outputs(task: dict) -> dict:
+    """Run the framework stages ``task['stages']`` (the source in torch/onnxruntime/TF/Keras, the
+    ONNX, the SavedModel) one after another in this process, each on every sample. A line is
+    appended to ``task['progress']`` as each starts and ends, so that a parent whose child died
+    knows which stage killed it; an exception is that stage's error and the next stage runs."""
+    from ..errors import EdgecError
+
+    sys.path.extend(p for p in task.get("sys_path", []) if p not in sys.path)  # a factory's own modules
+    records = {}
+    for st in task["stages"]:
+        _mark(task, {"stage": st["name"], "started": True})
+        try:
+            rec = _run_stage(task, st)
+        except EdgecError as exc:
+            rec = {"error": exc.one_line()}
+        except Exception as exc:  # this stage's error; the parent decides what it means
+            rec = {"error": f"{type(exc).__name__}: {str(exc)[:400]}"}
+        records[st["name"]] = rec
+        _mark(task, {"stage": st["name"], "record": rec})
+    return {"stages": records}
+
+
+def _mark(task: dict, line: dict) -> None:
+    with open(task["progress"], "a") as f:
+        f.write(json.dumps(line, default=float) + "\n")
+
+
+def _run_stage(task: dict, st: dict) -> dict:
+    from ..formats import TORCH_FORMATS, Format, TensorSpec
+    from .runners import runner_for
+
+    fmt, path = Format(st["format"]), Path(st["path"])
+    module = None
+    if fmt in TORCH_FORMATS:
+        from ..loaders import load_torch
+
+        module = load_torch(path, fmt, trust_pickle=True)  # the parent refused an untrusted pickle already
+    import numpy as np
+
+    # Inputs ``--input-value`` fixed: the later stages no longer have them; the source still does.
+    constants = {k: np.asarray(v["value"], dtype=v["dtype"]) for k, v in (st.get("constants") or {}).items()}
+    specs = [TensorSpec.from_dict(d) for d in st.get("source_inputs") or task["source_inputs"]]
+    runner = runner_for(fmt, path, source_inputs=specs,
+                        source_outputs=[TensorSpec.from_dict(d) for d in task["source_outputs"]],
+                        io_map=st.get("io_map"), torch_module=module, threads=task.get("threads", 0),
+                        out_hints=st.get("hints"))
+    if os.environ.get(CRASH_HOOK) == st["name"]:
+        os.kill(os.getpid(), signal.SIGFPE)
+    store = ArrayStore(Path(st["outputs"]), ArrayStore(Path(task["inputs"])).samples())
+    t0 = time.perf_counter()
+    for i, feed in enumerate(read_feeds(Path(task["inputs"]))):
+        if constants:
+            feed = {s.name: (constants[s.name] if s.name in constants else feed[s.name]) for s in specs}
+        store.put(i, runner.infer(feed))
+    store.close()
+    return {"runtime": runner.name, "infer_seconds": round(time.perf_counter() - t0, 3)}
+
+
+def stage_progress(path: Path) -> tuple[dict, str | None]:
+    """(records of the stages that finished, the stage that started and did not finish)."""
+    done, running = {}, None
+    for line in (Path(path).read_text().splitlines() if Path(path).is_file() else []):
+        try:
+            rec = json.loads(line)
+        except ValueError:  # a line cut short by the crash
+            continue
+        if rec.get("started"):
+            running = rec["stage"]
+        else:
+            done[rec["stage"]], running = rec["record"], None
+    return done, running
+
+
+TASKS = {"tflite_outputs": _tflite_outputs, "layers": _layers, "framework_outputs": _framework_outputs}
 
 
 def main(argv: list[str]) -> int:
