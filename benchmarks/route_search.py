@@ -64,6 +64,7 @@ def cold_and_warm(baseline: Path, repeats: int, tmp: Path) -> dict:
         order = [("this tree", ROOT), ("baseline", baseline)]
         for label, tree in (order if i % 2 == 0 else order[::-1]):
             run = tmp / f"{label.replace(' ', '_')}-{i}"
+            run.mkdir()
             times[label].append(_build(tree, args, run / "cache", run / "out"))
     last = tmp / f"this_tree-{repeats - 1}"
     warm = [_build(ROOT, args, last / "cache", last / "out") for _ in range(5)]

@@ -145,16 +145,25 @@ EXIT_CODES: dict[int, str] = {
 }
 
 
+_NOISY = ("tensorflow", "onnx2tf", "tf_keras", "tf2onnx", "ai_edge_litert", "mediapipe")
+
+
 def require(module: str, *, extra: str = "convert", purpose: str = ""):
     """Import a heavy optional module lazily; a missing one is a user error with an install hint."""
     import importlib
     import os
+    import sys
 
     # TensorFlow and absl print C++ INFO lines on import and on every conversion; keep the user's
     # terminal for edgec's own progress unless they asked otherwise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
+        if module.split(".")[0] in _NOISY and module not in sys.modules:
+            from .native_log import captured
+
+            with captured():  # absl's pre-init lines on import (see edgec.native_log)
+                return importlib.import_module(module)
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise DependencyError(

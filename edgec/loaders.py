@@ -265,12 +265,34 @@ def onnx_io(model) -> tuple[list[TensorSpec], list[TensorSpec]]:
         t = v.type.tensor_type
         if not t.HasField("shape"):
             return UnknownRankSpec(v.name, (), _onnx_dtype(t))
-        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim)
+        shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)  # 0: an empty dim
         return TensorSpec(v.name, shape, _onnx_dtype(t))
 
     ins = [spec(v) for v in model.graph.input if v.name not in inits]
     outs = [spec(v) for v in model.graph.output]
     return ins, outs
+
+
+def check_runtime_versions(model, where: str) -> None:
+    """Refuse, before any conversion, an ONNX model whose IR version or opsets onnxruntime (the
+    parity ledger's reference) cannot load: a one-node model with the same versions is the probe."""
+    ort = require("onnxruntime", purpose="running ONNX")
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Identity", ["a"], ["b"])], "probe",
+                          [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])])
+    probe = helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    try:
+        ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        text = str(exc).splitlines()[0][:300]
+        opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
+        raise UnsupportedModelError(f"onnxruntime {ort.__version__} cannot load this model's versions (IR "
+                                    f"{model.ir_version}, opsets {opsets}): {text}", where=where,
+                                    hint="re-export with an older opset/IR version (onnx.version_converter)") from None
 
 
 def resolve_shapes(specs: list[TensorSpec], shapes: dict, dtypes: dict, where: str) -> list[TensorSpec]:

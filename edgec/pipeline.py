@@ -66,9 +66,12 @@ def build(cfg: BuildConfig, progress: Progress | None = None) -> BuildResult:
     out = Path(cfg.out)
     _check_writable(out)
     cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else None, enabled=cfg.use_cache)
+    from .validate import worker
+
     try:
         return _Build(cfg, target, variants, out, cache, progress).run()
     finally:
+        worker.release()
         cache.close()
 
 
@@ -106,6 +109,7 @@ class _Build:
         self.cache, self.progress = cache, progress
         self.steps: list[dict] = []
         self.constants: dict = {}  # ONNX inputs fixed by --input-value (fed to the source run only)
+        self.static_outputs: dict = {}  # output shapes the canonical ONNX resolved (the source may not state them)
         self.settings = {"exporter": cfg.exporter, "opset": cfg.opset, "keep_layout": cfg.keep_layout,
                          "input_shapes": {k: list(v) for k, v in cfg.input_shapes.items()},
                          "input_dtypes": dict(cfg.input_dtypes), "onnx2tf": None}
@@ -224,11 +228,11 @@ class _Build:
                     f"{cand.why}: {reason}" if len(attempts) == 1 else \
                     f"attempt {len(attempts)} ({cand.why}) is the first within the fp32 parity budget: {reason}"
                 return cand, chain, fp32, self._route_record(cand, chosen, attempts)
-            if error is None and fallback is None:
-                fallback = (cand, chain, fp32, self.steps[n_steps:])
+            if error is None and fallback is None and rec["parity"].get("ran", True):
+                fallback = (cand, chain, fp32, self.steps[n_steps:])  # converted and runs, but misses
             del self.steps[n_steps:]  # a failed attempt's steps are in its record, not the build's
             graph_ops = _graph_ops(chain)
-            search.failed(cand, error, graph_ops)
+            search.failed(cand, error, graph_ops, rec.get("parity"))
         if fallback is None:
             unsupported = all(isinstance(e, UnsupportedModelError) for e in errors)
             raise NoRouteError(src.format.value, attempts, where=str(self.cfg.model or self.cfg.factory),
@@ -254,6 +258,7 @@ class _Build:
                  "input_values": dict(self.cfg.input_values) or None}
         art = self._step(build_step(), last, inputs, extra, label=" canonicalize")
         art.meta["canonical"] = True
+        self.static_outputs = _static_outputs(art)
         art.meta["outputs"] = art.meta.get("outputs") or last.meta.get("outputs")
         if len(chain) > 1:
             chain[-1] = art       # the exported ONNX stays in the steps; the canonical one is the stage
@@ -268,12 +273,14 @@ class _Build:
         """The fp32 TFLite against the source on the validation data, with the fp32 budget."""
         from .validate.ledger import run_ledger
 
-        outputs = outputs or self._outputs_from(chain + [fp32])
+        outputs = _refined(outputs or self._outputs_from(chain + [fp32]), self.static_outputs)
         ledger = run_ledger(self, src, chain[1:], [fp32], inputs, outputs, self.data.validation)
         st = next(s for s in ledger["stages"] if s["stage"] == "tflite:fp32")
         check = {"ok": st["ok"], "budget": st["budget"]}
-        if st.get("error"):
-            return False, f"the fp32 TFLite did not run: {st['error']}", check
+        if st.get("error"):  # a TFLite that cannot run was not converted, whatever the converter said
+            check["ran"] = False
+            return False, f"converted, but the fp32 TFLite does not run: {st['error']}", check
+        check["shape_mismatch"] = any("shape_mismatch" in r for r in st.get("outputs") or [])
         worst = _worst(st)
         check.update(worst)
         if st["ok"]:
@@ -282,10 +289,18 @@ class _Build:
 
     def run(self) -> BuildResult:
         src = self._source()
+        if self.cfg.input_values and src.format is not Format.ONNX:
+            raise UsageError(f"--input-value fixes inputs of an ONNX model; this source is {src.format.value}",
+                             where=str(src.path), hint="for PyTorch, bake the value into the module (or export "
+                             "ONNX with it as an input and pass the .onnx)")
         info = self._probe(src)
         inputs = [TensorSpec.from_dict(d) for d in info["inputs"]]
         self.source_input_order = [s.name for s in inputs]
         inputs, self.constants = self._constant_inputs(src, inputs)
+        if not inputs and src.format is not Format.TFLITE:
+            raise UnsupportedModelError("the model has no inputs left to feed: its outputs are constants, so "
+                                        "there is nothing to run on a device", where=str(src.path),
+                                        hint="export the model with its real inputs (or fix fewer with --input-value)")
         from .bundler import precheck
 
         precheck(self.cfg, self.target, inputs)  # bundle settings the inputs already refuse
@@ -293,6 +308,7 @@ class _Build:
 
         forced = plan(src.format, Format.TFLITE, self.cfg.route) if self.cfg.route else []
         self.data = resolve(self.cfg, self.variants, inputs, src.format, forced)  # before any conversion
+        self._prewarm(src)
         outputs = [TensorSpec.from_dict(d) for d in info.get("outputs", [])]
         if src.format is Format.TFLITE:
             cand, chain, fp32 = None, [src], None
@@ -303,7 +319,7 @@ class _Build:
         route = list(cand.converters) if cand else []
         extra = cand.settings if cand else {}
         tflites, skipped = self._variants(route, chain[-1], inputs, src, fp32, extra)
-        outputs = outputs or self._outputs_from(chain)
+        outputs = _refined(outputs or self._outputs_from(chain), self.static_outputs)
         from .parity import run_parity
 
         parity = run_parity(self, src, chain[1:], tflites, inputs, outputs)
@@ -328,13 +344,21 @@ class _Build:
             raise err
         return BuildResult(self.out, manifest, self.steps)
 
+    def _prewarm(self, src: Artifact) -> None:
+        """Start the ledger's framework children now, so their imports overlap the conversion."""
+        if src.format is Format.TFLITE or self.data.validation is None:
+            return
+        from .validate import worker
+
+        families = {"tensorflow": "tensorflow"}
+        if src.format not in (Format.SAVED_MODEL, Format.KERAS):  # the source runs in torch or onnxruntime
+            families["torch/onnxruntime"] = "onnxruntime" if src.format is Format.ONNX else "torch/onnxruntime"
+        worker.prewarm(families)
+
     def _constant_inputs(self, src: Artifact, inputs: list[TensorSpec]):
         """Split off the inputs ``--input-value`` fixes: (the model's remaining inputs, {name: array})."""
         if not self.cfg.input_values:
             return inputs, {}
-        if src.format is not Format.ONNX:
-            raise UsageError(f"--input-value fixes inputs of an ONNX model; this source is {src.format.value}",
-                             hint="for PyTorch, bake the value into the module (or export ONNX and pass it)")
         from .passes.canonicalize import parse_input_value
 
         consts = dict(parse_input_value(f"{k}={v}", inputs) for k, v in self.cfg.input_values.items())
@@ -522,6 +546,23 @@ def _graph_ops(chain: list[Artifact]) -> set[str]:
     from .convert._onnx2tf import _walk_nodes
 
     return {n.op_type for n, _ in _walk_nodes(model.graph)}
+
+
+def _static_outputs(art: Artifact) -> dict:
+    from .loaders import load_onnx, onnx_io
+
+    return {o.name: o for o in onnx_io(load_onnx(art.path))[1] if o.is_static}
+
+
+def _refined(outputs: list[TensorSpec], static: dict) -> list[TensorSpec]:
+    """Source outputs with dynamic dims take the static shape the canonical ONNX inferred (same
+    name, same rank), so the runners can tell a layout change from a wrong shape."""
+    out = []
+    for o in outputs:
+        s = static.get(o.name)
+        fits = s is not None and len(s.shape) == len(o.shape) and all(a is None or a == b for a, b in zip(o.shape, s.shape))
+        out.append(TensorSpec(o.name, s.shape, o.dtype) if fits and not o.is_static else o)
+    return out
 
 
 def _worst(stage: dict) -> dict:

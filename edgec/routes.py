@@ -129,12 +129,20 @@ class Search:
             return cand
         return None
 
-    def failed(self, cand: Candidate, error: Exception | None, graph_ops: set[str] | None) -> None:
-        """Queue the retries this failure suggests (at most one per candidate, all options at once)."""
-        if not cand.uses_onnx2tf() or error is None:
+    def failed(self, cand: Candidate, error: Exception | None, graph_ops: set[str] | None,
+               parity: dict | None = None) -> None:
+        """Queue the retries this failure suggests (at most one per candidate, all options at once):
+        from onnx2tf's advice after a failed conversion, or from a converted model whose outputs
+        came back with their axes in another order than the source's."""
+        if not cand.uses_onnx2tf():
             return
-        extra = retry_options(getattr(error, "advice", None) or [], graph_ops or set(), self.inputs,
-                              self.keep_layout, cand.onnx2tf_options())
+        if error is not None:
+            extra = retry_options(getattr(error, "advice", None) or [], graph_ops or set(), self.inputs,
+                                  self.keep_layout, cand.onnx2tf_options())
+        elif (parity or {}).get("shape_mismatch"):
+            extra = retry_options(["input_layout"], set(), self.inputs, self.keep_layout, cand.onnx2tf_options())
+        else:
+            return
         if not extra:
             return
         self.learned.update(extra)
@@ -166,8 +174,7 @@ def retry_options(advice: list[str], graph_ops: set[str], inputs: list[TensorSpe
 
 
 _WORDS = {
-    ("input_layout", "as_given"): "every input kept as given (no NCHW->NHWC transpose), since onnx2tf "
-                                  "could not lay the graph out from transposed inputs",
+    ("input_layout", "as_given"): "every input kept as given (no NCHW->NHWC transpose)",
     ("nms_dynamic_output", True): "NonMaxSuppression outputs kept dynamic",
     ("batch_size", 1): "a static batch of 1 everywhere",
     ("rnn_unroll", True): "recurrent loops unrolled",

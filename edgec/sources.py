@@ -8,7 +8,7 @@ from pathlib import Path
 from .cache import Cache
 from .errors import UsageError
 from .formats import Artifact, Format
-from .loaders import (call_factory, keras_io, load_keras, load_onnx, load_torch, onnx_io, resolve_shapes,
+from .loaders import (call_factory, check_runtime_versions, keras_io, load_keras, load_onnx, load_torch, onnx_io, resolve_shapes,
                       saved_model_io, torch_input_specs)
 
 
@@ -57,7 +57,9 @@ def probe(src: Artifact, cfg) -> dict:
                                   src.meta.get("example"))
         return {"inputs": [s.to_dict() for s in specs], "outputs": []}
     if fmt is Format.ONNX:
-        ins, outs = onnx_io(load_onnx(src.path))
+        model = load_onnx(src.path)
+        check_runtime_versions(model, str(src.path))
+        ins, outs = onnx_io(model)
         return {"inputs": [s.to_dict() for s in resolve_shapes(ins, shapes, dtypes, str(src.path))],
                 "outputs": [s.to_dict() for s in outs]}
     if fmt is Format.SAVED_MODEL:

@@ -134,6 +134,11 @@ def test_layout_failure_is_retried_with_inputs_as_given_and_cached(cnn_onnx, tmp
 
     text = render_summary(res.manifest, tmp_path / "out")
     assert "attempt 1: onnx -> saved_model -> tflite  FAILED" in text and "attempt 2:" in text
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "Route search:" in md and "| 1 | onnx → saved_model → tflite | — | **failed**" in md
+    assert "onnx2tf.input_layout=as_given" in md
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<h2>Route search</h2>" in html and html.count('<span class="fail">FAIL</span>') >= 1
     assert len(calls) == 2
     again = edgec.build(_cfg(cnn_onnx, tmp_path / "out2", cache))
     assert len(calls) == 2                      # neither the failure nor the success re-ran

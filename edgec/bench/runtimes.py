@@ -75,8 +75,11 @@ def tflite_session(path: Path, threads: int, delegate: str, npz: str | None, see
         notes.append(f"the {delegate} delegate does not exist on this machine: measured on the CPU with XNNPACK")
         used = f"xnnpack (profile: {delegate})"
     refuse_custom_ops(path)
-    interp = lite.Interpreter(model_path=str(path), **kwargs)
-    interp.allocate_tensors()
+    from ..native_log import captured
+
+    with captured():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interp = lite.Interpreter(model_path=str(path), **kwargs)
+        interp.allocate_tensors()
     details = interp.get_input_details()
     specs = [TensorSpec(d["name"], tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]).name) for d in details]
     feed, source = make_inputs(specs, npz, seed)

@@ -252,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         from .parity_cmd import cmd_parity
 
         handler["parity"] = cmd_parity
+    if args.debug:
+        import os
+
+        os.environ["EDGEC_NATIVE_LOGS"] = "1"  # --debug shows the frameworks' own log lines too
     try:
         code = handler[args.command](args)
     except EdgecError as exc:

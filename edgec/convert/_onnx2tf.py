@@ -154,7 +154,9 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settin
     else:
         shutil.copyfile(onnx_path, local)
     log = io.StringIO()
-    with _onnx2tf_sandbox() as core, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    from ..native_log import captured
+
+    with _onnx2tf_sandbox() as core, captured(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             keras_model = core.convert(
                 input_onnx_file_path=str(local),

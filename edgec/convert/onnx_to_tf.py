@@ -76,6 +76,10 @@ def _convert(ctx: StepContext) -> dict:
             tf.saved_model.save(holder, str(ctx.output), signatures={"serving_default": serve})
         except Exception as exc:
             raise ConversionError(f"writing the SavedModel failed: {str(exc)[:300]}", where=str(ctx.input)) from exc
+        unranked = [n for t, n in zip(keras_model.outputs, out_names) if t.shape.rank is None]
+        if unranked:
+            raise ConversionError(f"onnx2tf's graph gives output(s) {', '.join(unranked)} no known rank",
+                                  where=str(ctx.input), hint="give the model static input shapes (--input-shape)")
         io_map = {"inputs": [], "outputs": []}
         for spec, t, n in zip(resolved, keras_model.inputs, in_names):
             perm = layout_perm(spec.shape, tuple(t.shape))

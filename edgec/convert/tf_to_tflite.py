@@ -71,8 +71,11 @@ def _convert(ctx: StepContext) -> dict:
         raise ConversionError(f"cannot load the SavedModel for TFLite conversion: {str(exc)[:300]}",
                               where=str(ctx.input)) from exc
     configure(converter, variant, tf, ctx.settings, ctx.resources)
+    from ..native_log import captured
+
     try:
-        blob = converter.convert()
+        with captured():  # "Ignored output_format", MLIR notes: the converter's C++ log lines
+            blob = converter.convert()
     except Exception as exc:
         text = str(exc)
         ops = unsupported_from_message(text)

@@ -68,6 +68,8 @@ class _Plan:
         from ..calibration import identity_io
 
         self.src, self.inputs, self.outputs = src, inputs, outputs
+        self.constants: dict = {}                            # --input-value inputs: fed to the source only
+        self.source_input_order = [s.name for s in inputs]   # the source's inputs, constants included
         self.rows = []
         io_meta, prev = None, "source"
         from_saved_model = any(a.format is Format.SAVED_MODEL for a in stages)
@@ -131,7 +133,8 @@ class _Group:
     If the child dies, the stage it was running gets the error and the stages after it run in a
     fresh child."""
 
-    def __init__(self, build, plan: _Plan, feeds: Path, work: Path, stages: list[dict]):
+    def __init__(self, build, plan: _Plan, feeds: Path, work: Path, stages: list[dict], family: str | None = None):
+        self.family = family
         self.base = {"task": "framework_outputs", "inputs": str(feeds), "threads": build.target.threads_here(),
                      "source_inputs": [s.to_dict() for s in plan.inputs],
                      "source_outputs": [s.to_dict() for s in plan.outputs], "sys_path": list(sys.path)}
@@ -144,7 +147,8 @@ class _Group:
     def _start(self, stages: list[dict]):
         self.tries += 1
         self.progress = self.work / f"progress-{self.names[0]}-{self.tries}.jsonl"
-        return start_task({**self.base, "stages": stages, "progress": str(self.progress)})
+        return start_task({**self.base, "stages": stages, "progress": str(self.progress)},
+                          family=self.family if self.tries == 1 else None)  # a retry after a crash: fresh
 
     def records(self) -> dict[str, dict]:
         if self._records is None:
@@ -172,8 +176,8 @@ def _start_groups(build, plan: _Plan, feeds: Path, work: Path, specs: list[tuple
     for a, spec in specs:
         families.setdefault(_family(a.format), []).append(spec)
     groups = {}
-    for stages in families.values():
-        g = _Group(build, plan, feeds, work, stages)
+    for fam, stages in families.items():
+        g = _Group(build, plan, feeds, work, stages, family=fam)
         groups.update({name: g for name in g.names})
     return groups
 

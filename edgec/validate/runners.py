@@ -175,12 +175,16 @@ class TFLiteRunner(Runner):
             self.out_pairs = match_io(source_outputs, here_out, out_hints) if source_outputs else \
                 [{"source": t.name, "name": t.name, "perm": None} for t in here_out]
         self.details = {d["name"]: d for d in self.interp.get_input_details()}
+        # A quantized output is dequantized to compare with a float source; an integer source output
+        # (DynamicQuantizeLinear's uint8, an argmax) is compared as the integers it is.
+        self.int_outputs = {p["name"] for p, spec in zip(self.out_pairs, source_outputs or [])
+                            if _integer(spec.dtype)} if source_outputs else set()
 
     def _in(self, name, x):
         return quantize_array(x, *self.quant[name]) if name in self.quant else x
 
     def _out(self, name, y):
-        return dequantize_array(y, *self.quant[name][1:]) if name in self.quant else y
+        return dequantize_array(y, *self.quant[name][1:]) if name in self.quant and name not in self.int_outputs else y
 
     def infer(self, feed):
         if self.sig is not None:
@@ -194,6 +198,13 @@ class TFLiteRunner(Runner):
         interp.invoke()
         outs = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
         return [_back(self._out(p["name"], outs[p["name"]]), p["perm"]) for p in self.out_pairs]
+
+
+def _integer(dtype: str) -> bool:
+    try:
+        return bool(dtype) and np.dtype(dtype).kind in "iub"
+    except TypeError:
+        return False
 
 
 def _quant_params(details: dict) -> dict:

@@ -34,16 +34,32 @@ class Job:
     """A task running in a child process; ``wait`` gives its result (or the error naming how it died).
     Output goes to files, not pipes, so a job can run in the background without being read."""
 
-    def __init__(self, task: dict, timeout: float = TIMEOUT_S, command: list[str] | None = None):
+    def __init__(self, task: dict | None, timeout: float = TIMEOUT_S, command: list[str] | None = None,
+                 preload: str = ""):
         self._dir = tempfile.TemporaryDirectory(prefix="edgec-worker-")
         d = Path(self._dir.name)
-        self.timeout, self.result = timeout, d / "result.json"
-        job = d / "task.json"
-        job.write_text(json.dumps({**task, "result": str(self.result)}, default=str))
-        cmd = (command or [sys.executable, "-m", "edgec.cli.worker"]) + [str(job)]
+        self.timeout, self.result, self.job = timeout, d / "result.json", d / "task.json"
+        if task is not None:
+            self._write(task)
+        cmd = (command or [sys.executable, "-m", "edgec.cli.worker"]) + \
+            ([str(self.job)] if task is not None else ["--standby", str(self.job), preload])
         self._err = open(d / "stderr.txt", "w+")
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._err, text=True, env=_env())
+
+    def _write(self, task: dict) -> None:
+        tmp = self.job.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**task, "result": str(self.result)}, default=str))
+        os.replace(tmp, self.job)  # a standby child sees the whole task or none
+
+    def submit(self, task: dict) -> bool:
+        """Hand ``task`` to a standby child (started with ``preload`` imports done); False if it died."""
+        if self.proc.poll() is not None:
+            self.kill()
+            return False
+        self.t0 = time.perf_counter()
+        self._write(task)
+        return True
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -84,9 +100,38 @@ class Job:
         return out
 
 
-def start_task(task: dict, timeout: float = TIMEOUT_S, command: list[str] | None = None) -> Job:
-    """Start ``task`` in a child process and return at once; ``Job.wait()`` gives the result."""
+def start_task(task: dict, timeout: float = TIMEOUT_S, command: list[str] | None = None,
+               family: str | None = None) -> Job:
+    """Start ``task`` in a child process and return at once; ``Job.wait()`` gives the result. A
+    standby child of ``family`` (see ``prewarm``) takes it if one is waiting."""
+    standby = _STANDBY.pop(family, None) if family and command is None else None
+    if standby is not None:
+        standby.timeout = timeout
+        if standby.submit(task):
+            return standby
     return Job(task, timeout, command)
+
+
+# Framework families and what their children import before a task arrives. A child started at the
+# beginning of a build pays torch's (~1 s) and TensorFlow's (~4 s) imports while the converters run,
+# not when the ledger needs it.
+PRELOAD = {"torch/onnxruntime": "numpy,onnxruntime,torch", "onnxruntime": "numpy,onnxruntime",
+           "tensorflow": "numpy,tensorflow"}
+_STANDBY: dict[str, Job] = {}
+
+
+def prewarm(families: dict[str, str]) -> None:
+    """Start one standby child per family (``{family: preload key of PRELOAD}``); each imports its
+    frameworks, then waits for its task file."""
+    for fam, preload in families.items():
+        if fam not in _STANDBY:
+            _STANDBY[fam] = Job(None, preload=PRELOAD.get(preload, "numpy"))
+
+
+def release() -> None:
+    """Stop the standby children no task took."""
+    while _STANDBY:
+        _STANDBY.popitem()[1].kill()
 
 
 def _env() -> dict:
@@ -282,7 +327,32 @@ def stage_progress(path: Path) -> tuple[dict, str | None]:
 TASKS = {"tflite_outputs": _tflite_outputs, "layers": _layers, "framework_outputs": _framework_outputs}
 
 
+def _standby(path: Path, preload: str, limit: float = 4 * 3600) -> bool:
+    """Import ``preload`` (comma-separated modules), then wait for the task file; False on time-out."""
+    import importlib
+
+    from ..native_log import captured
+
+    with captured():
+        for mod in filter(None, preload.split(",")):
+            try:
+                importlib.import_module(mod)
+            except ImportError:
+                pass  # the task itself will say what is missing
+        importlib.import_module("edgec.validate.runners")
+    t0 = time.perf_counter()
+    while not path.is_file():
+        if time.perf_counter() - t0 > limit or os.getppid() == 1:  # the build is gone
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--standby":
+        if not _standby(Path(argv[1]), argv[2] if len(argv) > 2 else ""):
+            return 0
+        argv = [argv[1]]
     task = json.loads(Path(argv[0]).read_text())
     from ..errors import EdgecError
 
