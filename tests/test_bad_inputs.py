@@ -30,7 +30,9 @@ def _onnx_unsupported(path: Path) -> Path:
              helper.make_node("FancyOp", ["b"], ["c"], name="fancy2", domain="com.acme"),
              helper.make_node("NotAnOnnxOp", ["c"], ["y"], name="mystery3")]
     graph = helper.make_graph(nodes, "g", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.acme", 1)])
+    # IR 10, as exporters write it (onnx 1.19's default IR 12 is newer than onnxruntime 1.23 reads)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.acme", 1)],
+                              ir_version=10)
     onnx.save(model, str(path))
     return path
 
@@ -42,7 +44,7 @@ def _onnx_dynamic(path: Path) -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "height", "width"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "height", "width"])
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g", [x], [y])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10), str(path))
     return path
 
 
@@ -151,3 +153,20 @@ def test_real_cli_process_exit_code(corpus, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("edgec: input error:")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_onnx_newer_than_onnxruntime_is_refused_before_converting(tmp_path, capsys):
+    """IR 12 (onnx 1.19's default) is newer than onnxruntime 1.23 reads: refused up front, exit 4."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    path = tmp_path / "new.onnx"
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+                                opset_imports=[helper.make_opsetid("", 17)], ir_version=12), str(path))
+    rc = main(["build", str(path), "-o", str(tmp_path / "out"), "-q", "--cache-dir", str(tmp_path / "c"),
+               "--synthetic-validation"])
+    err = capsys.readouterr().err
+    assert rc == 4 and "cannot load this model's versions (IR 12" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

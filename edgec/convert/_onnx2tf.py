@@ -196,7 +196,9 @@ def onnx2tf_error(what: str, log: str, onnx_path: Path) -> ConversionError:
     advice = sorted(k for k, rx in _ADVICE.items() if rx.search(text))
     node = re.findall(r"onnx_op_name: ([^\n|]+)", text)
     node_txt = f" at ONNX node '{node[-1].strip()}'" if node else ""
-    err = ConversionError(f"{what}{node_txt}: {_tail(text)}", where=str(onnx_path),
+    tail = _tail(text)
+    said = tail.replace("ERROR:", "").strip()
+    err = ConversionError(f"{what}{node_txt}" + ("" if said and said in what else f": {tail}"), where=str(onnx_path),
                           hint="run with --debug for onnx2tf's full log")
     err.advice = advice
     err.node = node[-1].strip() if node else None
@@ -220,7 +222,8 @@ def _tail(text: str, n: int = 400) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _ADVICE_LINE.search(ln)
              and not ln.startswith("File \"") and "onnx_op_name:" not in ln and "input_onnx_file_path:" not in ln]
     errs = [ln for ln in lines if "ERROR" in ln or "Error" in ln]
-    picked = " | ".join((errs or lines)[-3:])
+    last = list(dict.fromkeys((errs or lines)[::-1]))[:3][::-1]  # the last three distinct lines
+    picked = " | ".join(last)
     return picked[-n:] if picked else "(no output)"
 
 

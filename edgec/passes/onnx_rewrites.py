@@ -13,6 +13,10 @@ onnx2tf; which ones ran is recorded in the step's metadata.
 - ``ReduceL1`` -> ``ReduceSum(Abs)``: the same ``tf.norm`` check, and onnx2tf's ReduceL1 also fails
   when no axes are given. ReduceSum took its axes as an input from opset 13 on, five opsets before
   ReduceL1 did, so between 13 and 17 the axes attribute becomes an int64 initializer.
+- ``Slice`` over several constant axes -> one ``Slice`` per axis, whole-axis parts (start 0, step 1,
+  end past 2**31-1) dropped: on a tensor onnx2tf made channels-last it converts the axes but leaves
+  starts/ends in ONNX order, so ``x[:, 129:]`` exported over axes [0, 1, 2] slices the wrong axis
+  (an empty tensor; silero-vad's STFT). Slices on different axes commute, so values are exact.
 """
 
 from __future__ import annotations
@@ -140,9 +144,52 @@ def _reduce_l1(g: _Graph, node):
             helper.make_node("ReduceSum", inputs, list(node.output), name=g.fresh(f"{base}__sum"), **attrs)]
 
 
+_NOOP_END = 2**31 - 1  # an end at or past this keeps a whole axis whatever its size
+
+
+def _slice_axes(g: _Graph, node):
+    """[(axis, start, end, step)] for a Slice (opset >= 10) whose starts/ends/axes/steps are all
+    constants; None when any is computed at run time."""
+    ins = list(node.input) + [""] * (5 - len(node.input))
+    starts, ends = g.constant(ins[1]), g.constant(ins[2])
+    if starts is None or ends is None or len(starts) != len(ends):
+        return None
+    axes = g.constant(ins[3]) if ins[3] else list(range(len(starts)))
+    steps = g.constant(ins[4]) if ins[4] else [1] * len(starts)
+    if axes is None or steps is None or not (len(axes) == len(steps) == len(starts)):
+        return None
+    return [tuple(int(v) for v in t) for t in zip(axes, starts, ends, steps)]
+
+
+def _slice(g: _Graph, node):
+    from onnx import helper
+
+    if g.opset < 10 or _attrs(node):
+        return None
+    parts = _slice_axes(g, node)
+    if parts is None:
+        return None
+    kept = [p for p in parts if not (p[1] == 0 and p[3] == 1 and p[2] >= _NOOP_END)]
+    if len(kept) == len(parts) and len(parts) <= 1:
+        return None  # already one axis: onnx2tf handles it
+    if not kept:
+        return _identity(g, node)
+    base = node.name or node.output[0]
+    nodes, src = [], node.input[0]
+    for i, (axis, start, end, step) in enumerate(kept):
+        last = i == len(kept) - 1
+        out = node.output[0] if last else g.fresh(f"{node.output[0]}__ax{i}")
+        ins = [src] + [g.int64_initializer(f"{base}__{k}{i}", [v])
+                       for k, v in (("starts", start), ("ends", end), ("axes", axis), ("steps", step))]
+        nodes.append(helper.make_node("Slice", ins, [out], name=g.fresh(f"{base}__ax{i}")))
+        src = out
+    return nodes
+
+
 ONNX2TF_REWRITES: tuple[Rewrite, ...] = (
     Rewrite("ReduceL2->Sqrt(ReduceSumSquare)", "ReduceL2", _reduce_l2),
     Rewrite("ReduceL1->ReduceSum(Abs)", "ReduceL1", _reduce_l1),
+    Rewrite("Slice->one Slice per axis", "Slice", _slice),
 )
 
 

@@ -102,16 +102,18 @@ def _back(y, perm):
 class TFRunner(Runner):
     name = "tensorflow"
 
-    def __init__(self, path: Path, io_map: dict):
+    def __init__(self, path: Path, io_map: dict, source_outputs: list[TensorSpec] | None = None):
         tf = require("tensorflow", purpose="running a SavedModel")
         self.tf = tf
         self.fn = tf.saved_model.load(str(path)).signatures["serving_default"]
         self.io = io_map
+        self.out_shapes = {s.name: tuple(s.shape) for s in source_outputs or [] if s.is_static}
 
     def infer(self, feed):
         args = {m["name"]: self.tf.constant(_to(feed[m["source"]], m["perm"])) for m in self.io["inputs"]}
         res = self.fn(**args)
-        return [_back(res[m["name"]].numpy(), m["perm"]) for m in self.io["outputs"]]
+        return [fit_shape(_back(res[m["name"]].numpy(), m["perm"]), self.out_shapes.get(m["source"]))
+                for m in self.io["outputs"]]
 
 
 class KerasRunner(Runner):
@@ -179,6 +181,7 @@ class TFLiteRunner(Runner):
         # (DynamicQuantizeLinear's uint8, an argmax) is compared as the integers it is.
         self.int_outputs = {p["name"] for p, spec in zip(self.out_pairs, source_outputs or [])
                             if _integer(spec.dtype)} if source_outputs else set()
+        self.out_shapes = {spec.name: tuple(spec.shape) for spec in source_outputs or [] if spec.is_static}
 
     def _in(self, name, x):
         return quantize_array(x, *self.quant[name]) if name in self.quant else x
@@ -190,14 +193,29 @@ class TFLiteRunner(Runner):
         if self.sig is not None:
             res = self.sig(**{p["name"]: self._in(p["name"], _to(feed[p["source"]], p["perm"]))
                               for p in self.in_pairs})
-            return [_back(self._out(p["name"], res[p["name"]]), p["perm"]) for p in self.out_pairs]
+            return [self._fit(p, _back(self._out(p["name"], res[p["name"]]), p["perm"])) for p in self.out_pairs]
         interp = self.interp
         for p in self.in_pairs:
             idx = next(d["index"] for d in interp.get_input_details() if d["name"] == p["name"])
             interp.set_tensor(idx, self._in(p["name"], _to(feed[p["source"]], p["perm"])))
         interp.invoke()
         outs = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
-        return [_back(self._out(p["name"], outs[p["name"]]), p["perm"]) for p in self.out_pairs]
+        return [self._fit(p, _back(self._out(p["name"], outs[p["name"]]), p["perm"])) for p in self.out_pairs]
+
+    def _fit(self, pair: dict, y: np.ndarray) -> np.ndarray:
+        return fit_shape(y, self.out_shapes.get(pair["source"]))
+
+
+def _squeezed(shape) -> tuple:
+    return tuple(d for d in shape if d != 1)
+
+
+def fit_shape(y: np.ndarray, want) -> np.ndarray:
+    """An output whose only difference from the source's shape is where its size-1 axes sit
+    ([1,2,128] for [2,1,128]) holds its elements in the same order: reshape it, nothing moves."""
+    if want is not None and y.shape != tuple(want) and _squeezed(y.shape) == _squeezed(want):
+        return y.reshape(want)
+    return y
 
 
 def _integer(dtype: str) -> bool:
@@ -243,7 +261,7 @@ def runner_for(fmt: Format, path: Path, *, source_inputs, source_outputs, io_map
     if fmt is Format.ONNX:
         return OnnxRunner(path, source_inputs, threads)
     if fmt is Format.SAVED_MODEL:
-        return TFRunner(path, io_map)
+        return TFRunner(path, io_map, source_outputs)
     if fmt is Format.KERAS:
         return KerasRunner(path)
     if fmt is Format.TFLITE:
