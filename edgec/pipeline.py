@@ -186,7 +186,7 @@ class _Build:
     # -- route search ---------------------------------------------------------------------------------
     def _search(self, src: Artifact, inputs: list[TensorSpec], outputs: list[TensorSpec]):
         """Try the candidate routes until one gives a fp32 TFLite within the fp32 parity budget.
-        Returns (converters, chain, fp32 artifact, settings overrides, route_search record)."""
+        Returns (the candidate, its chain, its fp32 TFLite, the ``route_search`` record)."""
         from .planner import paths, plan
         from .routes import Search
 
@@ -198,41 +198,20 @@ class _Build:
         attempts, errors, fallback = [], [], None
         while (cand := search.next()) is not None:
             n_steps = len(self.steps)
-            t0 = time.perf_counter()
-            rec = {"route": cand.formats(), "converter": [c.name for c in cand.converters],
-                   "options": cand.describe_options(), "why": cand.why}
-            chain, fp32, error = [src], None, None
-            try:
-                for conv in cand.converters[:-1]:
-                    self._canonical(conv, chain, inputs)
-                    chain.append(self._step(conv, chain[-1], inputs, cand.settings))
-                self._canonical(cand.converters[-1], chain, inputs)
-                fp32 = self._step(cand.converters[-1], chain[-1], inputs, {**cand.settings, "variant": "fp32"},
-                                  label=" [fp32]")
-            except (ConversionError, UnsupportedModelError, DependencyError) as exc:
-                error = exc
-            if error is None:
-                ok, reason, check = self._check_fp32(src, chain, fp32, inputs, outputs)
-                rec["parity"] = check
-            else:
-                ok, reason = False, _one_line(error)
-            rec.update(ok=ok, reason=reason, seconds=round(time.perf_counter() - t0, 3),
-                       cached=error is None and all(st["cached"] for st in self.steps[n_steps:]) or
-                       bool(getattr(error, "cached", False)))
+            rec, chain, fp32, error = self._attempt(cand, src, inputs, outputs)
             attempts.append(rec)
             errors.append(error)
             if self.cfg.route and error is not None:
                 raise error  # a forced route fails as its step failed
-            if ok or self.cfg.route:
+            if rec["ok"] or self.cfg.route:
                 chosen = "forced with --route" if self.cfg.route else \
-                    f"{cand.why}: {reason}" if len(attempts) == 1 else \
-                    f"attempt {len(attempts)} ({cand.why}) is the first within the fp32 parity budget: {reason}"
+                    f"{cand.why}: {rec['reason']}" if len(attempts) == 1 else \
+                    f"attempt {len(attempts)} ({cand.why}) is the first within the fp32 parity budget: {rec['reason']}"
                 return cand, chain, fp32, self._route_record(cand, chosen, attempts)
             if error is None and fallback is None and rec["parity"].get("ran", True):
                 fallback = (cand, chain, fp32, self.steps[n_steps:])  # converted and runs, but misses
             del self.steps[n_steps:]  # a failed attempt's steps are in its record, not the build's
-            graph_ops = _graph_ops(chain)
-            search.failed(cand, error, graph_ops, rec.get("parity"))
+            search.failed(cand, error, _graph_ops(chain), rec.get("parity"))
         if fallback is None:
             unsupported = all(isinstance(e, UnsupportedModelError) for e in errors)
             raise NoRouteError(src.format.value, attempts, where=str(self.cfg.model or self.cfg.factory),
@@ -242,6 +221,29 @@ class _Build:
         why = (f"no route was within the fp32 parity budget; kept {cand.label()}, the first that converted "
                f"(its ledger shows the miss)")
         return cand, chain, fp32, self._route_record(cand, why, attempts)
+
+    def _attempt(self, cand, src: Artifact, inputs: list[TensorSpec], outputs: list[TensorSpec]):
+        """Convert along one candidate to a fp32 TFLite and check it; (record, chain, fp32, error)."""
+        n_steps, t0 = len(self.steps), time.perf_counter()
+        rec = {"route": cand.formats(), "converter": [c.name for c in cand.converters],
+               "options": cand.describe_options(), "why": cand.why}
+        chain, fp32, error = [src], None, None
+        try:
+            for conv in cand.converters[:-1]:
+                self._canonical(conv, chain, inputs)
+                chain.append(self._step(conv, chain[-1], inputs, cand.settings))
+            self._canonical(cand.converters[-1], chain, inputs)
+            fp32 = self._step(cand.converters[-1], chain[-1], inputs, {**cand.settings, "variant": "fp32"},
+                              label=" [fp32]")
+        except (ConversionError, UnsupportedModelError, DependencyError) as exc:
+            error = exc
+        if error is None:
+            ok, reason, rec["parity"] = self._check_fp32(src, chain, fp32, inputs, outputs)
+            cached = all(st["cached"] for st in self.steps[n_steps:])
+        else:
+            ok, reason, cached = False, _one_line(error), bool(getattr(error, "cached", False))
+        rec.update(ok=ok, reason=reason, seconds=round(time.perf_counter() - t0, 3), cached=cached)
+        return rec, chain, fp32, error
 
     def _canonical(self, conv, chain: list[Artifact], inputs: list[TensorSpec]) -> None:
         """Before onnx2tf reads an ONNX: the canonicalization pass (fixed shapes, constant inputs,

@@ -149,6 +149,11 @@ def test_corpus_model(model_id, corpus_cache, tmp_path):
     if isinstance(want, TFLiteSource):
         assert rs["chosen"] == ["tflite"] and rs["attempts"] == [] and "already TFLite" in rs["reason"]
         assert (out / "model_fp32.tflite").is_file()
+        if model_id == "face-landmark-attn":  # MediaPipe's custom ops: named, a documented exit, no crash
+            res = subprocess.run([str(EDGEC), "bench", str(corpus.model_path(entry)), "--target", "rpi4"],
+                                 capture_output=True, text=True, timeout=120)
+            assert res.returncode == 4, res.stderr[-2000:]
+            assert "Landmarks2TransformMatrix at" in res.stderr and "Traceback" not in res.stderr
         return
 
     assert [_route(a) for a in rs["attempts"]] == list(want.attempts), rs
