@@ -289,7 +289,8 @@ def check_runtime_versions(model, where: str) -> None:
     try:
         ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
-        text = str(exc).splitlines()[0][:300]
+        text = str(exc).strip().splitlines()[0]
+        text = text.rsplit(") ", 1)[-1][:200]  # onnxruntime's reason, after its C++ signature
         opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
         raise UnsupportedModelError(f"onnxruntime {ort.__version__} cannot load this model's versions (IR "
                                     f"{model.ir_version}, opsets {opsets}): {text}", where=where,

@@ -160,11 +160,9 @@ def _norm(name: str) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from edgec.formats import digest
+
+    return digest(Path(path))
 
 
 def find_wheel(entry: CorpusEntry, cache: str | os.PathLike | None = None) -> Path | None:
