@@ -52,12 +52,46 @@ def register(conv: Converter) -> Converter:
     return conv
 
 
+ENTRY_POINT_GROUP = "edgec.converters"
+_PLUGINS: set[str] = set()  # entry points loaded so far
+
+
 def converters() -> list[Converter]:
-    """Every registered edge: each public module of this package registers one. Importing them is
+    """Every registered edge: each public module of this package registers one, and so does each
+    installed package's ``edgec.converters`` entry point (see ``load_plugins``). Importing them is
     cheap: heavy imports happen inside ``run``."""
     import pkgutil
 
     for mod in pkgutil.iter_modules(__path__):
         if not mod.name.startswith("_"):
             importlib.import_module(f"{__name__}.{mod.name}")
+    load_plugins()
     return list(_REGISTRY.values())
+
+
+def load_plugins() -> None:
+    """Register the converters of installed plugins. An entry point of group ``edgec.converters``
+    names a ``Converter``, a list of them, a function returning either, or a module that calls
+    ``register`` when imported. A plugin that cannot load, or whose edge another converter already
+    has, is an error naming the plugin and its distribution, not a silent omission."""
+    from importlib import metadata
+
+    from ..errors import DependencyError
+
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        key = f"{ep.name}={ep.value}"
+        if key in _PLUGINS:
+            continue
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
+        try:
+            obj = ep.load()
+            found = obj() if callable(obj) and not isinstance(obj, Converter) else obj
+            for conv in ([found] if isinstance(found, Converter) else
+                         list(found) if isinstance(found, (list, tuple)) else []):
+                if _REGISTRY.get(conv.name) is not conv:
+                    register(conv)
+        except Exception as exc:  # a plugin's import or registration failed: say which plugin
+            raise DependencyError(f"converter plugin '{ep.name}' ({ep.value}, from {dist}) cannot be loaded: "
+                                  f"{type(exc).__name__}: {exc}",
+                                  hint=f"fix or uninstall {dist}; `pip show {dist}` says where it is") from exc
+        _PLUGINS.add(key)
