@@ -19,6 +19,7 @@ def render_summary(m: dict, out: Path) -> str:
              f"({t['device']['name']}, {t['runtime']['name']}/{t['runtime']['delegate']})",
              f"route: {' -> '.join(m['route'])}"]
     lines.extend(route_lines(m.get("route_search")))
+    lines.extend(canonical_lines(m.get("steps") or []))
     names = [s["name"] + (f" [{s['variant']}]" if s.get("variant") else "") for s in m["steps"]]
     width = max((len(n) for n in names), default=0)
     for name, s in zip(names, m["steps"]):
@@ -50,6 +51,16 @@ def render_summary(m: dict, out: Path) -> str:
                      f"{'' if bun['checks_ok'] else ' (a bundle check FAILED: see bundle/manifest.json)'}")
     lines.append(f"{'OK' if p.get('ok', True) else 'PARITY MISS'}: wrote {out}/manifest.json")
     return "\n".join(lines)
+
+
+def canonical_lines(steps: list[dict]) -> list[str]:
+    """The canonicalization pass's rewrites, each with its node counts."""
+    rec = next((s.get("canonicalization") for s in steps if s.get("name") == "onnx_canonicalize"), None)
+    if not rec:
+        return []
+    done = "; ".join(f"{r['rewrite']}{' (' + str(r['detail']) + ')' if r.get('detail') else ''} "
+                     f"{r['nodes_before']}->{r['nodes_after']} nodes" for r in rec.get("rewrites") or [])
+    return [f"canonicalization: {done or 'nothing to change'}"]
 
 
 def route_lines(rs: dict | None) -> list[str]:

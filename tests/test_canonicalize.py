@@ -340,3 +340,13 @@ def test_build_with_a_constant_input_folds_the_if_and_checks_the_original(tmp_pa
         edgec.build(edgec.BuildConfig(model=str(path), out=str(tmp_path / "o2"), cache_dir=str(tmp_path / "c"),
                                       variants=("fp32",), synthetic_validation=True, bench=False,
                                       input_values={"sr": "abc"}))
+
+
+def test_summary_and_report_list_the_rewrites(tmp_path):
+    from edgec.summary import canonical_lines
+
+    steps = [{"name": "onnx_canonicalize", "canonicalization": {"rewrites": [
+        {"rewrite": "constant input sr=16000", "detail": None, "nodes_before": 30, "nodes_after": 30},
+        {"rewrite": "onnxsim", "detail": "onnxsim 0.4.36", "nodes_before": 30, "nodes_after": 12}]}}]
+    assert canonical_lines(steps) == ["canonicalization: constant input sr=16000 30->30 nodes; "
+                                      "onnxsim (onnxsim 0.4.36) 30->12 nodes"]

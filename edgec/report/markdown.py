@@ -76,6 +76,10 @@ def render_markdown(rep: Report) -> str:
                 lines.append(f"| {s.stage} | {o.get('output', '')} | {num(o.get('max_abs'))} | "
                              f"{num(o.get('cosine'))} | {num(o.get('top1'), 3)} | {budget} | {verdict(o.get('ok'))} |")
     lines += route_search_markdown(m.get("route_search"))
+    from ..summary import canonical_lines
+
+    canon = canonical_lines(m.get("steps") or [])
+    lines += ["", *canon] if canon else []
     bench_cond = next((b.get("conditions") for b in (m.get("bench") or {}).values() if isinstance(b, dict)
                        and b.get("conditions")), None) if isinstance(m.get("bench"), dict) else None
     if bench_cond:
