@@ -66,7 +66,7 @@ EXPECTED: dict[str, object] = {
     "okay-nabu": TFLiteSource(),
     "face-landmark-attn": TFLiteSource(),
     "silero-vad-jit": Fails(2, says=("--input-value fixes inputs of an ONNX model; this source is torchscript",)),
-    "basic-pitch-onnx": Fails(5, (ONNX_SM, ONNX_TFL), says=("Dimensions must be equal, but are 324 and 309",)),
+    "basic-pitch-onnx": Converts((ONNX_SM,)),
     "basic-pitch-savedmodel": Converts((("saved_model", "tflite"),)),
     "nudenet-320n": Converts((ONNX_SM,), sanity="nudenet_face"),
     "ddddocr-ocr": Converts((ONNX_SM,), sanity="ddddocr_captcha"),
