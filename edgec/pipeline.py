@@ -109,7 +109,7 @@ class _Build:
         self.cache, self.progress = cache, progress
         self.steps: list[dict] = []
         self.constants: dict = {}  # ONNX inputs fixed by --input-value (fed to the source run only)
-        self.static_outputs: dict = {}  # output shapes the canonical ONNX resolved (the source may not state them)
+        self.static_outputs: dict = {}  # {sha256, outputs}: shapes the canonical ONNX resolved (the source may not)
         self.settings = {"exporter": cfg.exporter, "opset": cfg.opset, "keep_layout": cfg.keep_layout,
                          "input_shapes": {k: list(v) for k, v in cfg.input_shapes.items()},
                          "input_dtypes": dict(cfg.input_dtypes), "onnx2tf": None}
@@ -260,7 +260,8 @@ class _Build:
                  "input_values": dict(self.cfg.input_values) or None}
         art = self._step(build_step(), last, inputs, extra, label=" canonicalize")
         art.meta["canonical"] = True
-        self.static_outputs = _static_outputs(art)
+        if self.static_outputs.get("sha256") != art.meta["sha256"]:  # every attempt reuses one canonical ONNX
+            self.static_outputs = {"sha256": art.meta["sha256"], "outputs": _static_outputs(art)}
         art.meta["outputs"] = art.meta.get("outputs") or last.meta.get("outputs")
         if len(chain) > 1:
             chain[-1] = art       # the exported ONNX stays in the steps; the canonical one is the stage
@@ -275,7 +276,7 @@ class _Build:
         """The fp32 TFLite against the source on the validation data, with the fp32 budget."""
         from .validate.ledger import run_ledger
 
-        outputs = _refined(outputs or self._outputs_from(chain + [fp32]), self.static_outputs)
+        outputs = _refined(outputs or self._outputs_from(chain + [fp32]), self.static_outputs.get("outputs", {}))
         ledger = run_ledger(self, src, chain[1:], [fp32], inputs, outputs, self.data.validation)
         st = next(s for s in ledger["stages"] if s["stage"] == "tflite:fp32")
         check = {"ok": st["ok"], "budget": st["budget"]}
@@ -321,7 +322,7 @@ class _Build:
         route = list(cand.converters) if cand else []
         extra = cand.settings if cand else {}
         tflites, skipped = self._variants(route, chain[-1], inputs, src, fp32, extra)
-        outputs = _refined(outputs or self._outputs_from(chain), self.static_outputs)
+        outputs = _refined(outputs or self._outputs_from(chain), self.static_outputs.get("outputs", {}))
         from .parity import run_parity
 
         parity = run_parity(self, src, chain[1:], tflites, inputs, outputs)
