@@ -1,13 +1,14 @@
 """ONNX backend node-test conformance of edgec: every case built, run and classified.
 
     .venv/bin/python benchmarks/conformance.py [--jobs N] [--only PATTERN] [--limit N] [--subset fast]
-                                               [--out DIR] [--cache-dir DIR] [--timeout S] [--resume]
+                                               [--out DIR] [--cache-dir DIR] [--timeout S] [--batch N] [--resume]
     .venv/bin/python benchmarks/conformance.py --summary-only [--out DIR]
 
 The data (1765 cases) comes from the onnx==1.22.0 wheel, downloaded with pip and extracted once into
 ``$EDGEC_CONFORMANCE_DIR`` (default ``~/.cache/edgec-conformance``); the pinned onnx in the venv stays.
-Each case runs in its own child process (``benchmarks/conformance_cases.py``, which also holds the
-classes and the fast subset). Writes ``OUT/conformance.json`` (per-case records, rewritten as cases
+Cases run in child processes (``benchmarks/conformance_cases.py``, which also holds the classes and the fast
+subset), up to ``--batch`` cases one after another per child; a case that kills its child or times out is
+recorded as a crash and a fresh child takes the rest. Writes ``OUT/conformance.json`` (per-case records, rewritten as cases
 finish, so ``--resume`` can continue an interrupted run) and ``OUT/conformance.md``.
 """
 
@@ -48,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "(default: DATA_DIR/edgec-cache)")
     ap.add_argument("--data-dir", type=Path, help="conformance data cache (default $EDGEC_CONFORMANCE_DIR or "
                     "~/.cache/edgec-conformance)")
+    ap.add_argument("--batch", type=int, default=20, help="cases per child process, one after another "
+                    "(TensorFlow imported once; a crash or timeout costs only that case); 1: a child per case "
+                    "(default 20)")
     ap.add_argument("--timeout", type=float, default=cc.DEFAULT_TIMEOUT, help="seconds per case (default 300)")
     ap.add_argument("--resume", action="store_true", help="keep the records of OUT/conformance.json, run the rest")
     ap.add_argument("--keep", action="store_true", help="keep each case's work folder (build, log)")
@@ -94,7 +98,7 @@ def main(argv=None) -> int:
             "target": cc.TARGET, "variants": ["fp32"], "rtol": cc.RTOL, "atol": cc.ATOL,
             "selection": {"subset": args.subset, "only": args.only, "limit": args.limit,
                           "cases": len(chosen), "available": len(cases)},
-            "jobs": args.jobs, "timeout_s": args.timeout, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "jobs": args.jobs, "batch": args.batch, "timeout_s": args.timeout, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "environment": _environment(), "classes": CLASS_NOTES}
     print(f"{len(todo)} case(s) to run ({len(done)} kept), {args.jobs} at a time; data {node}; "
           f"edgec cache {cache_dir}", flush=True)
@@ -112,7 +116,7 @@ def main(argv=None) -> int:
 
     try:
         cc.run_many(todo, node, work_root, cache_dir, jobs=args.jobs, timeout=args.timeout, keep=args.keep,
-                    ops=ops, on_record=on_record)
+                    ops=ops, on_record=on_record, batch=args.batch)
     finally:
         meta["wall_seconds"] = round(time.perf_counter() - t0, 1)
         _write_json(json_path, meta, records)
