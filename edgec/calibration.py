@@ -76,7 +76,7 @@ def resolve(cfg, variants, inputs: list[TensorSpec], src_format: Format, route: 
     warn = warn or _stderr_warning
     pre = Preprocess.from_config(cfg)
     quant = [v for v in variants if needs_calibration(v)]
-    if quant and route and route[-1].name != "tf_to_tflite":
+    if quant and route and route[-1].name != "tf_to_tflite" and not route[-1].calibrates:
         raise UsageError(f"variant(s) {', '.join(quant)} are made from a SavedModel by TFLiteConverter; the "
                          f"route ends with {route[-1].name}", hint="drop --route, or build fp32/fp16/dynamic_int8")
     data = BuildData(None, None, pre)

@@ -86,6 +86,7 @@ class BuildConfig:
     image_layout: str | None = None         # nchw or nhwc; None: from the input's shape
     parity_budgets: dict[str, dict[str, float]] = field(default_factory=dict)  # over the profile's
     bench: bool = True                      # measure every variant (cached per artifact and machine)
+    compare_routes: bool = False            # build every feasible route and pick by the target's budget (routes.py)
     bundle: BundleOptions = field(default_factory=BundleOptions)  # the Android bundle; see edgec/bundler/
 
     def __post_init__(self):

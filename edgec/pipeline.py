@@ -48,6 +48,15 @@ def tool_versions(dists) -> dict[str, str]:
     return {d: _version(d) for d in dists}
 
 
+def converter_tools(conv: Converter) -> dict[str, str]:
+    """The versions that key a converter's steps: of edgec's venv, or of the converter's own environment."""
+    if conv.env:
+        from .convert import envs
+
+        return envs.versions(envs.get(conv.env), conv.tools)
+    return tool_versions(conv.tools)
+
+
 @dataclass
 class BuildResult:
     out: Path
@@ -146,7 +155,7 @@ class _Build:
               label: str = "", resources: dict | None = None) -> Artifact:
         settings = dict(self.settings, **(extra or {}))
         used = {k: settings.get(k) for k in conv.uses}
-        tools = tool_versions(conv.tools)
+        tools = converter_tools(conv)
         in_sha = inp.meta.get("sha256") or digest(inp.path)
         key = step_key(conv.name, in_sha, used, tools)
         t0 = time.perf_counter()
@@ -195,7 +204,9 @@ class _Build:
         else:
             search = Search.for_source(src.format, paths(src.format, Format.TFLITE), inputs,
                                        keep_layout=self.cfg.keep_layout, exporter=self.cfg.exporter)
-        attempts, errors, fallback = [], [], None
+        attempts, errors, fallback, passed = [], [], None, []
+        self.not_feasible = search.not_feasible
+        compare = bool(getattr(self.cfg, "compare_routes", False)) and not self.cfg.route
         while (cand := search.next()) is not None:
             n_steps = len(self.steps)
             rec, chain, fp32, error = self._attempt(cand, src, inputs, outputs)
@@ -203,6 +214,11 @@ class _Build:
             errors.append(error)
             if self.cfg.route and error is not None:
                 raise error  # a forced route fails as its step failed
+            if rec["ok"] and compare:  # --compare-routes: keep it and try the other routes too
+                passed.append((cand, chain, fp32, self.steps[n_steps:], rec))
+                del self.steps[n_steps:]
+                search.passed(cand)
+                continue
             if rec["ok"] or self.cfg.route:
                 chosen = "forced with --route" if self.cfg.route else \
                     f"{cand.why}: {rec['reason']}" if len(attempts) == 1 else \
@@ -212,6 +228,12 @@ class _Build:
                 fallback = (cand, chain, fp32, self.steps[n_steps:])  # converted and runs, but misses
             del self.steps[n_steps:]  # a failed attempt's steps are in its record, not the build's
             search.failed(cand, error, _graph_ops(chain), rec.get("parity"))
+        if passed:
+            from .route_compare import choose
+
+            cand, chain, fp32, steps, reason = choose(self, passed, inputs)
+            self.steps.extend(steps)
+            return cand, chain, fp32, self._route_record(cand, reason, attempts)
         if fallback is None:
             unsupported = all(isinstance(e, UnsupportedModelError) for e in errors)
             raise NoRouteError(src.format.value, attempts, where=str(self.cfg.model or self.cfg.factory),
@@ -269,8 +291,13 @@ class _Build:
             chain.append(art)     # an ONNX source stays the reference
 
     def _route_record(self, cand, reason: str, attempts: list[dict]) -> dict:
-        return {"chosen": cand.formats(), "converters": [c.name for c in cand.converters],
-                "options": cand.describe_options(), "reason": reason, "attempts": attempts}
+        rec = {"chosen": cand.formats(), "converters": [c.name for c in cand.converters],
+               "options": cand.describe_options(), "reason": reason, "attempts": attempts}
+        if getattr(self, "not_feasible", None):
+            rec["not_feasible"] = self.not_feasible  # routes this source cannot take, and why (edgec.routes)
+        if getattr(self.cfg, "compare_routes", False) and not self.cfg.route:
+            rec["compared"] = True
+        return rec
 
     def _check_fp32(self, src, chain, fp32, inputs, outputs) -> tuple[bool, str, dict]:
         """The fp32 TFLite against the source on the validation data, with the fp32 budget."""
@@ -322,19 +349,26 @@ class _Build:
         route = list(cand.converters) if cand else []
         extra = cand.settings if cand else {}
         tflites, skipped = self._variants(route, chain[-1], inputs, src, fp32, extra)
-        outputs = _refined(outputs or self._outputs_from(chain), self.static_outputs.get("outputs", {}))
+        outputs = _refined(outputs or self._outputs_from(chain + tflites), self.static_outputs.get("outputs", {}))
         from .parity import run_parity
 
         parity = run_parity(self, src, chain[1:], tflites, inputs, outputs)
+        self.chosen_parity = parity
         manifest = self._manifest(src, route, chain, tflites, skipped, inputs, outputs, parity)
         manifest["route_search"] = search
+        extra_routes = None
+        if getattr(self, "other_routes", None):  # --compare-routes: the other passing routes' variants
+            from .route_compare import finish
+
+            extra_routes = finish(self, search, src, inputs, outputs, fp32)
         if getattr(self.cfg, "bench", True):  # measured once per artifact and machine, then cached
             from .bench.build import bench_variants
 
             manifest["bench"] = bench_variants(self, chain, tflites)
         from .bundler import for_build
 
-        self._publish(chain[1:] + tflites, manifest, for_build(self, manifest, tflites))
+        bundle = for_build(self, manifest, tflites)
+        self._publish(chain[1:] + tflites, manifest, bundle if extra_routes is None else extra_routes(bundle))
         if not parity["ok"] and self.cfg.parity == "fail":
             failed = ", ".join(f"{s['stage']}" for s in parity["stages"] if not s["ok"])
             found = f" ({parity['finding']})" if parity.get("finding") else ""
@@ -382,7 +416,7 @@ class _Build:
             for v in self.variants:
                 if v == "fp32":
                     continue
-                if needs_calibration(v) and final.name != "tf_to_tflite":
+                if needs_calibration(v) and final.name != "tf_to_tflite" and not final.calibrates:
                     skipped.append({"variant": v, "reason": f"the chosen route ends with {final.name}, which "
                                     "does not calibrate; full-integer variants are made by TFLiteConverter from "
                                     "a SavedModel"})

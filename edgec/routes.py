@@ -73,6 +73,8 @@ def _why_base(i: int, path: list[Converter]) -> str:
     if i == 0:
         return "the cheapest route"
     last = path[-1].name
+    if path[-1].env:
+        return f"a second converter family ({path[-1].description})"
     if last == "onnx_to_tflite":
         return "onnx2tf's own TFLite writer"
     if "tf_to_onnx" in (c.name for c in path):
@@ -93,11 +95,14 @@ class Search:
     tried: set = field(default_factory=set)
     learned: dict = field(default_factory=dict)   # onnx2tf options a failure taught (applied to later routes)
     attempts: int = 0
+    not_feasible: list = field(default_factory=list)  # routes of the graph this source cannot take, and why
+    done: set = field(default_factory=set)        # --compare-routes: converter paths that already passed
 
     @classmethod
     def for_source(cls, src: Format, paths: list[list[Converter]], inputs: list[TensorSpec], *,
                    keep_layout: bool = False, exporter: str = "auto") -> "Search":
         s = cls(src, inputs, keep_layout, exporter != "auto")
+        s.not_feasible = not_feasible(src)
         base = [Candidate(tuple(p), (), _why_base(i, p)) for i, p in enumerate(paths)]
         s.queue.extend(base)
         if src in (Format.EXPORTED_PROGRAM, Format.TORCH_MODULE) and not s.exporter_fixed and base:
@@ -122,12 +127,16 @@ class Search:
                 if taught.identity() not in self.tried:
                     self.queue.appendleft(cand)
                     cand = taught
-            if cand.identity() in self.tried:
+            if cand.identity() in self.tried or tuple(c.name for c in cand.converters) in self.done:
                 continue
             self.tried.add(cand.identity())
             self.attempts += 1
             return cand
         return None
+
+    def passed(self, cand: Candidate) -> None:
+        """--compare-routes: this route passed; other options of the same converters are not tried."""
+        self.done.add(tuple(c.name for c in cand.converters))
 
     def failed(self, cand: Candidate, error: Exception | None, graph_ops: set[str] | None,
                parity: dict | None = None) -> None:
@@ -149,6 +158,24 @@ class Search:
         retry = cand.with_onnx2tf(extra, f"retry of {cand.label()} with {describe(extra)}")
         if retry.identity() not in self.tried:
             self.queue.appendleft(retry)
+
+
+def not_feasible(src: Format) -> list[dict]:
+    """Converter families registered for other PyTorch formats that this source cannot reach: a
+    TorchScript file cannot take litert-torch (torch.export cannot read a ScriptModule)."""
+    if src is not Format.TORCHSCRIPT:
+        return []
+    from .convert import converters
+
+    out = []
+    for c in converters():
+        if c.env and c.dst is Format.TFLITE and c.src in (Format.EXPORTED_PROGRAM, Format.TORCH_MODULE):
+            if c.env == "litert" and not any(r["family"] == c.env for r in out):
+                from .convert.litert_torch import NOT_TORCHSCRIPT
+
+                out.append({"route": [src.value, c.dst.value], "family": c.env, "converter": "litert-torch",
+                            "reason": NOT_TORCHSCRIPT})
+    return out
 
 
 def retry_options(advice: list[str], graph_ops: set[str], inputs: list[TensorSpec], keep_layout: bool,

@@ -22,3 +22,22 @@ if [[ "${1:-}" == "--test" ]] && ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 .venv/bin/python -c "import torch, edgec; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+# The litert-torch converter family gets its own venv: its pins (numpy 2, protobuf 7, ai-edge-litert
+# 2.3) cannot share .venv with onnx2tf's. edgec runs it as a subprocess (edgec/convert/envs.py).
+# Same torch (the local CPU wheel, first); any failed install stops set-up with pip's own output.
+quiet_pip() {
+  local log; log=$(mktemp)
+  if ! "$@" >"$log" 2>&1; then
+    grep -v "^WARNING: Location" "$log" >&2; rm -f "$log"
+    echo "scripts/setup.sh: failed: $*" >&2; exit 1
+  fi
+  rm -f "$log"
+}
+if [[ ! -x .venv-litert/bin/python ]]; then
+  "$PY" -m venv .venv-litert
+fi
+quiet_pip .venv-litert/bin/python -m pip install -q "torch==2.13.0"
+quiet_pip .venv-litert/bin/python -m pip install -q -c constraints-litert.txt "torch==2.13.0" \
+  "litert-torch==0.10.0" "ai-edge-quantizer==0.10.0"
+.venv-litert/bin/python -m pip check
+.venv-litert/bin/python -I -c "import torch, litert_torch, ai_edge_quantizer; assert torch.__version__.startswith('2.13.0'), torch.__version__"

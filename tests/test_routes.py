@@ -31,6 +31,7 @@ def test_candidates_cheapest_first_then_onnx2tf_writer_then_other_exporter():
         got.append((_names(c), c.describe_options()))
     assert got == [(["torch_module_to_onnx", "onnx_to_tf", "tf_to_tflite"], {}),
                    (["torch_module_to_onnx", "onnx_to_tflite"], {}),
+                   (["torch_module_to_tflite"], {}),       # litert-torch, the second converter family
                    (["torch_module_to_onnx", "onnx_to_tf", "tf_to_tflite"], {"exporter": "legacy"})]
     ts = Search.for_source(Format.TORCHSCRIPT, paths(Format.TORCHSCRIPT, Format.TFLITE), IMAGE)
     assert len([c for c in iter(ts.next, None)]) == 2  # TorchScript has one exporter

@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     b.add_argument("--no-bench", action="store_true", help="do not measure the variants (by default each is "
                    "benchmarked once per artifact and machine; a warm rebuild reuses that measurement)")
+    b.add_argument("--compare-routes", action="store_true", help="build every feasible route (each converter "
+                   "family), compare parity, speed here, size, ops and delegate coverage, and keep the fastest "
+                   "within the target's fp32 parity budget")
     from .parity_cmd import add_build_arguments, add_parsers as add_parity_parsers
 
     add_build_arguments(b)  # calibration, validation, budgets, image preprocessing
@@ -81,7 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     add_parsers(sub, common, EPILOG)
     add_bundle_parsers(sub, common, EPILOG)
     add_parity_parsers(sub, common, EPILOG)
+    from .serve_cmd import add_parsers as add_serve_parsers
 
+    add_serve_parsers(sub, common, EPILOG)
+
+    from .doctor_cmd import add_parser as add_doctor_parser
+
+    add_doctor_parser(sub, common, EPILOG)
     d = sub.add_parser("demo", parents=[common], help="build the built-in real example: pretrained EfficientNet-Lite0 for rpi4")
     d.add_argument("-o", "--out", default="edgec-demo")
     d.add_argument("--target", default="rpi4")
@@ -110,6 +119,7 @@ def _build_config(args):
         "exporter": args.exporter, "opset": args.opset, "cache_dir": args.cache_dir,
         "use_cache": False if args.no_cache else None, "parity": args.parity,
         "bench": False if getattr(args, "no_bench", False) else None,
+        "compare_routes": True if getattr(args, "compare_routes", False) else None,
     }
     from .parity_cmd import build_flags
 
@@ -252,6 +262,14 @@ def main(argv: list[str] | None = None) -> int:
         from .parity_cmd import cmd_parity
 
         handler["parity"] = cmd_parity
+    if args.command == "doctor":
+        from .doctor_cmd import cmd_doctor
+
+        handler["doctor"] = cmd_doctor
+    if args.command == "serve":
+        from .serve_cmd import cmd_serve
+
+        handler["serve"] = cmd_serve
     if args.debug:
         import os
 

@@ -36,6 +36,8 @@ class Converter:
     uses: tuple[str, ...] = ()          # build settings that change this converter's output
     cost: float = 1.0                   # planner weight; cross-check edges cost more
     description: str = ""
+    env: str | None = None              # a converter environment (edgec.convert.envs) it runs in; None: edgec's
+    calibrates: bool = False            # makes the calibrated variants (int8, int16x8) itself
 
 
 _REGISTRY: dict[str, Converter] = {}

@@ -158,8 +158,10 @@ def _routes_table(m: dict) -> str:
         f"<td>{escape(a['reason'])}</td></tr>" for i, a in enumerate(rs.get("attempts") or [], 1))
     table = ("<table><tr><th>#</th><th>route</th><th>options</th><th>result</th><th>seconds</th><th>reason</th></tr>"
              f"{rows}</table>") if rows else ""
+    from .routes import comparison_html
+
     return (f"<section><h2>Route search</h2><p>Chosen: <b>{escape(' → '.join(rs['chosen']))}</b> — "
-            f"{escape(rs['reason'])}</p>{table}</section>")
+            f"{escape(rs['reason'])}</p>{table}</section>") + comparison_html(rs)  # --compare-routes builds only
 
 
 def _steps_table(m: dict) -> str:

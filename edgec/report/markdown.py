@@ -76,6 +76,9 @@ def render_markdown(rep: Report) -> str:
                 lines.append(f"| {s.stage} | {o.get('output', '')} | {num(o.get('max_abs'))} | "
                              f"{num(o.get('cosine'))} | {num(o.get('top1'), 3)} | {budget} | {verdict(o.get('ok'))} |")
     lines += route_search_markdown(m.get("route_search"))
+    from .routes import comparison_markdown
+
+    lines += comparison_markdown(m.get("route_search"))  # --compare-routes builds only
     from ..summary import canonical_lines
 
     canon = canonical_lines(m.get("steps") or [])
