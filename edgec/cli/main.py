@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     from .serve_cmd import add_parsers as add_serve_parsers
 
     add_serve_parsers(sub, common, EPILOG)
+    from .serve_cmd import add_parsers as add_serve_parsers
+
+    add_serve_parsers(sub, common, EPILOG)
 
     from .doctor_cmd import add_parser as add_doctor_parser
 
@@ -262,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         from .parity_cmd import cmd_parity
 
         handler["parity"] = cmd_parity
+    if args.command == "serve":
+        from .serve_cmd import cmd_serve
+
+        handler["serve"] = cmd_serve
     if args.command == "doctor":
         from .doctor_cmd import cmd_doctor
 

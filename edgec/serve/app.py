@@ -1,0 +1,298 @@
+"""The HTTP app (FastAPI): the Open Inference Protocol (KServe v2) endpoints, classify, the page,
+Prometheus metrics. Every bad request is a 4xx JSON ``{"error": ..., "expected": ...}``; the OpenAPI
+schema is at ``/openapi.json`` (and browsable at ``/docs``)."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from . import classify as cls
+from .metrics import Metrics
+from .model import ServedModel, Variant
+from .pool import PoolBusy, Pools, WorkerDied
+from .protocol import HEADER, RequestError, parse_infer, tensor_metadata
+from .schemas import add_schemas, infer_body_doc
+
+PAGE = resources.files("edgec.serve").joinpath("page")
+EXTENSIONS = ["binary_tensor_data", "edgec_classify"]
+
+
+class Settings:
+    def __init__(self, max_body: int = 64 << 20, timeout: float = 60.0, top_k: int = 5):
+        self.max_body, self.timeout, self.top_k = max_body, timeout, top_k
+
+
+def create_app(model: ServedModel, pools: Pools, settings: Settings | None = None) -> FastAPI:
+    s = settings or Settings()
+    metrics = Metrics(model.name)
+    pools_restart = metrics.restarts
+    for p in pools.pools.values():
+        p.on_restart = lambda v: pools_restart.labels(version=v).inc()
+    app = FastAPI(title="edgec serve", version=__version__,
+                  description=f"Open Inference Protocol (KServe v2) server for '{model.name}' "
+                              f"({', '.join(model.variants)}), with classify and a page at /.")
+    app.add_middleware(metrics.middleware)
+    examples = _examples()
+
+    def variant(name: str, version: str | None) -> Variant:
+        if name != model.name:
+            raise RequestError(404, f"no model named '{name}' is served here", expected=[model.name])
+        v = version or model.default_variant
+        if v not in model.variants:
+            raise RequestError(404, f"model '{name}' has no version '{v}'", expected=list(model.variants))
+        return model.variants[v]
+
+    async def body_of(request: Request) -> bytes:
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                n = int(length)
+            except ValueError:
+                raise RequestError(400, f"Content-Length is '{length[:40]}'", expected="a byte count") from None
+            if n > s.max_body:
+                raise RequestError(413, f"the body is {n} bytes", expected=f"at most {s.max_body} bytes "
+                                   "(edgec serve --max-body-mb)")
+        chunks, total = [], 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > s.max_body:
+                raise RequestError(413, f"the body is over {s.max_body} bytes",
+                                   expected=f"at most {s.max_body} bytes (edgec serve --max-body-mb)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def run(v: Variant, feed: dict) -> "object":
+        try:
+            res = await run_in_threadpool(pools.pools[v.name].run, feed, s.timeout)
+        except (WorkerDied, PoolBusy) as exc:
+            metrics.errors.labels(kind="worker").inc()
+            raise RequestError(503, str(exc), expected="retry: the server keeps running") from None
+        except RuntimeError as exc:
+            metrics.errors.labels(kind="runtime").inc()
+            raise RequestError(422, f"variant '{v.name}' failed on this input: {exc}",
+                               expected="an input the model can run") from None
+        metrics.inference.labels(version=v.name).observe(res.seconds)
+        return res
+
+    # -- errors: all JSON, all named ---------------------------------------------------------------
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError):
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        msg = f"no endpoint {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
+        return JSONResponse({"error": msg, "expected": "see /openapi.json for the endpoints"},
+                            status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        errs = exc.errors()
+        first = errs[0] if errs else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}", "expected": "see /openapi.json"},
+                            status_code=400)
+
+    # -- health and metadata -----------------------------------------------------------------------
+    @app.get("/v2", tags=["v2"], summary="Server metadata")
+    async def server_metadata():
+        return {"name": "edgec", "version": __version__, "extensions": EXTENSIONS}
+
+    @app.get("/v2/health/live", tags=["v2"], summary="Liveness")
+    async def live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready", tags=["v2"], summary="Readiness: every variant has a loaded worker")
+    async def ready():
+        if not pools.ready():
+            raise RequestError(400, "not ready: a variant's worker is (re)loading", expected="retry shortly")
+        return {"ready": True}
+
+    @app.get("/v2/models/{name}", tags=["v2"], summary="Model metadata (the default version: fp32 if built)")
+    async def model_metadata(name: str):
+        return _metadata(model, variant(name, None), list(model.variants))
+
+    @app.get("/v2/models/{name}/versions/{version}", tags=["v2"], summary="Model metadata of one variant")
+    async def version_metadata(name: str, version: str):
+        return _metadata(model, variant(name, version), [version])
+
+    @app.get("/v2/models/{name}/ready", tags=["v2"], summary="Model readiness")
+    async def model_ready(name: str):
+        return _ready(variant(name, None))
+
+    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"], summary="Variant readiness")
+    async def version_ready(name: str, version: str):
+        return _ready(variant(name, version))
+
+    def _ready(v: Variant):
+        if not pools.pools[v.name].serving:
+            raise RequestError(400, f"version '{v.name}' is not ready: its worker is (re)loading",
+                               expected="retry shortly")
+        return {"name": model.name, "version": v.name, "ready": True}
+
+    # -- inference -----------------------------------------------------------------------------------
+    async def infer(request: Request, name: str, version: str | None):
+        v = variant(name, version)
+        body = await body_of(request)
+        req = parse_infer(body, request.headers.get(HEADER), v.inputs, [o.name for o in v.outputs])
+        res = await run(v, req.inputs)
+        from .protocol import encode_response
+
+        data, headers = encode_response(model.name, v.name, req.id, [o.name for o in v.outputs], res.outputs, req)
+        return Response(data, headers=headers)
+
+    @app.post("/v2/models/{name}/infer", tags=["v2"], summary="Infer on the default version",
+              openapi_extra=infer_body_doc())
+    async def infer_default(request: Request, name: str):
+        return await infer(request, name, None)
+
+    @app.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"], summary="Infer on one variant",
+              openapi_extra=infer_body_doc())
+    async def infer_version(request: Request, name: str, version: str):
+        return await infer(request, name, version)
+
+    # -- classify (beyond the protocol) --------------------------------------------------------------
+    async def classify(request: Request, name: str, version: str | None, top_k: int | None,
+                       example: str | None):
+        variant(name, version)
+        if model.task != "image_classifier":
+            raise RequestError(409, f"model '{name}' is not an image classifier here: {'; '.join(model.notes)}",
+                               expected="use /v2/models/{name}/infer")
+        k = top_k or s.top_k
+        if not 1 <= k <= len(model.labels or ()):
+            raise RequestError(400, f"top_k is {k}", expected=f"1 to {len(model.labels or ())}")
+        if example is not None:
+            if example not in examples:
+                raise RequestError(404, f"no example photo '{example}'", expected=sorted(examples))
+            data, where = examples[example].read_bytes(), f"example '{example}'"
+        else:
+            data, where = await _upload(request, body_of)
+        img = cls.decode(data, where)
+        names = [version] if version else list(model.variants)
+        ref_name = model.default_variant
+        results, probs = [], {}
+        for vn in ([ref_name] if ref_name not in names else []) + names:
+            v = model.variants[vn]
+            x = cls.to_input(img, v.prep, v.inputs[0].dtype, v.prep.input in v.quant)
+            t0 = time.perf_counter()
+            res = await run(v, {v.inputs[0].name: x})
+            total = time.perf_counter() - t0
+            p, how = cls.scores(v, res.outputs[0])
+            probs[vn] = p
+            if vn in names:
+                results.append({"version": vn, "top": cls.top(model, p, k), "scores": how,
+                                "latency_ms": {"model": res.seconds * 1e3, "round_trip": total * 1e3}})
+        for r in results:
+            r["agreement_with"] = ref_name
+            r["agreement"] = cls.agreement(probs[r["version"]], probs[ref_name], k)
+        return {"model_name": model.name, "image": {"source": where, "width": img.width, "height": img.height},
+                "reference": ref_name, "results": results}
+
+    @app.post("/v2/models/{name}/classify", tags=["edgec"],
+              summary="Top-k labels of an image for every variant (multipart 'file', a raw image body, "
+                      "or ?example=NAME)")
+    async def classify_all(request: Request, name: str, top_k: int | None = None, example: str | None = None):
+        return await classify(request, name, None, top_k, example)
+
+    @app.post("/v2/models/{name}/versions/{version}/classify", tags=["edgec"],
+              summary="Top-k labels of an image for one variant")
+    async def classify_one(request: Request, name: str, version: str, top_k: int | None = None,
+                           example: str | None = None):
+        return await classify(request, name, version, top_k, example)
+
+    # -- the page and its data -----------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(str(PAGE.joinpath("index.html")), media_type="text/html")
+
+    @app.get("/page/{file}", include_in_schema=False)
+    async def page_asset(file: str):
+        if file not in ("page.js", "page.css"):
+            raise RequestError(404, f"no page asset '{file}'", expected=["page.js", "page.css"])
+        return FileResponse(str(PAGE.joinpath(file)),
+                            media_type="text/javascript" if file.endswith(".js") else "text/css")
+
+    @app.get("/edgec/info", tags=["edgec"], summary="What is served: variants, their I/O, task, labels, examples")
+    async def info():
+        return {"name": model.name, "kind": model.kind, "source": model.source, "task": model.task,
+                "default_version": model.default_variant, "labels": len(model.labels or ()),
+                "notes": model.notes, "examples": sorted(examples),
+                "versions": [{"name": v.name, "file": Path(v.path).name,
+                              "inputs": [tensor_metadata(t, v.quant) for t in v.inputs],
+                              "outputs": [tensor_metadata(t, v.quant) for t in v.outputs],
+                              "image": v.prep.to_dict() if v.prep else None} for v in model.variants.values()]}
+
+    @app.get("/edgec/examples/{example}", tags=["edgec"], summary="An example photo (scikit-image)")
+    async def example_photo(example: str):
+        if example not in examples:
+            raise RequestError(404, f"no example photo '{example}'", expected=sorted(examples))
+        p = examples[example]
+        return FileResponse(str(p), media_type="image/jpeg" if p.suffix == ".jpg" else "image/png")
+
+    @app.get("/edgec/workers", tags=["edgec"], summary="Worker processes per variant (pids) and restarts")
+    async def workers():
+        return {name: {"pids": pids, "restarts": pools.pools[name].restarts, "size": pools.pools[name].size}
+                for name, pids in pools.pids().items()}
+
+    @app.get("/metrics", tags=["edgec"], summary="Prometheus metrics")
+    async def prometheus():
+        data, ctype = metrics.render()
+        return Response(data, media_type=ctype)
+
+    def openapi():
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            app.openapi_schema = add_schemas(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app
+
+
+def _metadata(model: ServedModel, v: Variant, versions: list[str]) -> dict:
+    return {"name": model.name, "versions": versions, "platform": "tensorflow_lite",
+            "inputs": [tensor_metadata(t, v.quant) for t in v.inputs],
+            "outputs": [tensor_metadata(t, v.quant) for t in v.outputs],
+            "parameters": {"version": v.name, "file": Path(v.path).name, "task": model.task}}
+
+
+async def _upload(request: Request, body_of) -> tuple[bytes, str]:
+    ctype = request.headers.get("content-type", "")
+    body = await body_of(request)  # the size limits hold for forms too
+    if ctype.startswith("multipart/form-data"):
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(request.scope, receive).form(max_files=1, max_fields=10)
+        except Exception as exc:  # python-multipart's parse errors, a body over the limits
+            raise RequestError(400, f"the multipart form cannot be read ({type(exc).__name__}: {exc})",
+                               expected="multipart/form-data with one 'file' field") from None
+        f = form.get("file")
+        if f is None or isinstance(f, str):
+            raise RequestError(400, "the form has no 'file' upload", expected="multipart/form-data with one 'file' field")
+        data = await f.read()
+        return data, f"upload '{f.filename}'"
+    return body, "the request body"
+
+
+def _examples() -> dict[str, Path]:
+    """The example photos that ship in the scikit-image (and scikit-learn) wheels, when installed."""
+    try:
+        from ..examples import photo_paths
+
+        return {p.stem: p for p in photo_paths()}
+    except Exception:  # scikit-image is an extra: no examples without it
+        return {}
