@@ -88,6 +88,7 @@ class BuildConfig:
     bench: bool = True                      # measure every variant (cached per artifact and machine)
     compare_routes: bool = False            # build every feasible route and pick by the target's budget (routes.py)
     bundle: BundleOptions = field(default_factory=BundleOptions)  # the Android bundle; see edgec/bundler/
+    device: dict | None = None              # measure (and with parity: true, validate) on a real device too
 
     def __post_init__(self):
         if self.parity not in PARITY_MODES:
@@ -224,8 +225,14 @@ class BenchConfig:
     compat: bool = True                 # check (and try loading with) the on-device runtime
     baseline: str | None = None         # a previous `edgec bench --json` (or a build's manifest.json)
     fail_on: str | None = None          # e.g. "p50:+10%"
+    device: dict | None = None          # a real device: {"url": "ssh://..." | "adb://...", ...} (bench/devices.py)
+    device_pool: str | None = None      # a devices.yaml: every board of the target (bench/pool.py)
 
     def __post_init__(self):
+        if self.device is not None:
+            from .bench.devices import check_spec
+
+            check_spec(self.device)
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}")
         if self.min_runs < 1 or self.warmup_s < 0 or self.min_seconds < 0 or self.max_seconds <= 0:

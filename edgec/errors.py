@@ -128,6 +128,43 @@ class RuntimeCrashError(EdgecError):
     kind = "crash"
 
 
+class DeviceError(EdgecError):
+    """A real device (``--device ssh://`` or ``adb://``) could not run the job; the subclasses say why."""
+
+    exit_code = 12
+    kind = "device"
+
+
+class DeviceUnreachableError(DeviceError):
+    """The device cannot be reached: connection refused, no route, unknown host, adb device not found."""
+
+    exit_code = 12
+
+
+class DeviceAuthError(DeviceError):
+    """The device refused the login: wrong or missing key, host key mismatch, adb unauthorized."""
+
+    exit_code = 13
+
+
+class DeviceRuntimeError(DeviceError):
+    """The device lacks what the job needs: its python, numpy, a TFLite runtime, or benchmark_model."""
+
+    exit_code = 14
+
+
+class DeviceTimeoutError(DeviceError):
+    """A call to the device ran past its time limit (it was killed; nothing is left running)."""
+
+    exit_code = 15
+
+
+class DeviceCrashError(DeviceError):
+    """The runner on the device died or returned something unreadable (its stderr is in the message)."""
+
+    exit_code = 16
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug: please report it with --debug output)",
@@ -141,6 +178,11 @@ EXIT_CODES: dict[int, str] = {
     9: DependencyError.__doc__.strip(),
     10: "benchmark regression: `edgec bench --baseline --fail-on` found the metric beyond its noise-aware bound",
     11: RuntimeCrashError.__doc__.strip(),
+    12: DeviceUnreachableError.__doc__.strip(),
+    13: DeviceAuthError.__doc__.strip(),
+    14: DeviceRuntimeError.__doc__.strip(),
+    15: DeviceTimeoutError.__doc__.strip(),
+    16: DeviceCrashError.__doc__.strip(),
     130: "interrupted (Ctrl-C); nothing half-written is left in the output directory",
 }
 

@@ -38,12 +38,12 @@ def variant_of(path: Path) -> str:
     return "fp16" if "float16" in constant_types(path) else "fp32"
 
 
-def _threads(target, override: int | None) -> tuple[int, str]:
-    host = os.cpu_count() or 1
+def _threads(target, override: int | None, cores: int | None = None, where: str = "here") -> tuple[int, str]:
+    host = cores or os.cpu_count() or 1
     want = override or (target.runtime.threads if target.runtime.threads > 0 else host)
     used = min(want, host)
     why = "--threads" if override else f"profile {target.runtime.threads or 'all cores'}"
-    return used, f"{why}{f', capped at the {host} cores here' if used < want else ''}"
+    return used, f"{why}{f', capped at the {host} cores {where}' if used < want else ''}"
 
 
 def _size(path: Path) -> dict:
@@ -76,7 +76,8 @@ def bench_artifact(path, target, *, threads: int | None = None, loop: LoopSettin
                          hint="pass the build's model.onnx")
     variant = variant or (variant_of(path) if runtime == "tflite" else "fp32")
     device = device or LocalDevice()
-    n, why = _threads(target, threads)
+    remote = getattr(device, "remote", False)  # a board over ssh/adb: its cores, its runtime
+    n, why = _threads(target, threads, *((device.describe().get("cores"), "on the device") if remote else ()))
     delegate = target.runtime.delegate if runtime == "tflite" else ("cuda" if target.runtime.delegate == "cuda" else "cpu")
     record = {"artifact": str(path), "format": fmt.value, "variant": variant, "target": target.name,
               "sha256": digest(path), **_size(path)}
@@ -91,8 +92,10 @@ def bench_artifact(path, target, *, threads: int | None = None, loop: LoopSettin
     if runtime == "onnxruntime" and variant == "fp16":
         return _onnx_fp16(record, path, target, device, n, why, loop, inputs, seed, compat)
     run = device.run(path, runtime, n, delegate, loop, inputs, seed)
-    _fill(record, run, machine, n, why, loop)
-    return _extras(record, path, target, variant, runtime, compat)
+    _fill(record, run, run.after or machine, n, why, loop)
+    if remote:
+        record["measured_on"] = device.name
+    return _extras(record, path, target, variant, runtime, compat, device if remote else None)
 
 
 def _fill(record: dict, run, machine: dict, threads: int, why: str, loop: LoopSettings) -> None:
@@ -128,7 +131,7 @@ def _conditions(machine, run, threads, why, loop) -> dict:
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def _extras(record, path, target, variant, runtime, compat) -> dict:
+def _extras(record, path, target, variant, runtime, compat, device=None) -> dict:
     """Estimate, delegate coverage, runtime compatibility and budgets: all static, all labelled."""
     cov = None
     if runtime == "tflite":
@@ -146,7 +149,11 @@ def _extras(record, path, target, variant, runtime, compat) -> dict:
                     f"{cov['ops_on_cpu']} op(s), {100 * cov['share_macs_on_cpu']:.1f}% of MACs, stay on the CPU: "
                     "the hand-overs are not in the estimate")
             record["estimate"] = est
-        if compat:
+        if compat and device is not None:  # against the runtime the board actually has
+            from .remote import board_compat
+
+            record["compat"] = board_compat(path, target, device, record)
+        elif compat:
             from ..compat import check_artifact
 
             record["compat"] = check_artifact(path, target)
@@ -162,7 +169,9 @@ def _budgets(record: dict, target) -> dict:
         out["size"] = {"budget_mb": b["size_mb"], "size_mb": round(mb, 2), "ok": mb <= b["size_mb"]}
     if "latency_ms" in b:
         est = record.get("estimate") or {}
-        if est.get("p50_ms") is not None:
+        if record.get("measured_on") and record.get("available"):
+            value, basis = record["p50_ms"], f"measured p50 on {record['measured_on']}"
+        elif est.get("p50_ms") is not None:
             value, basis = est["p50_ms"], f"estimated p50 on {est['device']}"
         elif target.is_host and record.get("available"):
             value, basis = record["p50_ms"], "measured p50 here"
@@ -176,8 +185,17 @@ def _budgets(record: dict, target) -> dict:
 def bench(cfg) -> dict:
     """The API behind ``edgec bench``: a ``BenchConfig`` in, the record (and the gate's verdict) out."""
     loop = LoopSettings(cfg.warmup_s, cfg.min_runs, cfg.min_seconds, cfg.max_seconds)
+    if getattr(cfg, "device_pool", None):
+        from .pool import bench_pool
+
+        return bench_pool(cfg, loop)
+    device = None
+    if getattr(cfg, "device", None):
+        from .devices import make_device
+
+        device = make_device(cfg.device)
     record = bench_artifact(cfg.artifact, cfg.target, threads=cfg.threads, loop=loop, inputs=cfg.inputs,
-                            seed=cfg.seed, variant=cfg.variant, compat=cfg.compat)
+                            seed=cfg.seed, variant=cfg.variant, compat=cfg.compat, device=device)
     if cfg.baseline:
         from .gate import compare, load_baseline
 

@@ -19,6 +19,7 @@ class Run:
     memory: dict
     session: object      # runtimes.Session
     input_source: str
+    after: dict | None = None   # a remote device's facts after the run (thermal), shown as its machine
 
 
 class Device:
@@ -94,3 +95,34 @@ class LocalDevice(Device):
 
 def _mb(kb: int | None) -> float | None:
     return round(kb / 1024, 1) if kb is not None else None
+
+
+DEVICE_KEYS = ("url", "python", "key", "benchmark_binary", "timeout", "parity")
+
+
+def check_spec(spec: dict, where: str = "--device") -> dict:
+    """A device spec (``{"url": "ssh://pi@host", "python": ..., "key": ..., ...}``) with its fields checked."""
+    from ..errors import UsageError
+
+    unknown = sorted(set(spec) - set(DEVICE_KEYS))
+    if unknown:
+        raise UsageError(f"unknown device field(s) {', '.join(unknown)}", where=where,
+                         hint=f"allowed: {', '.join(DEVICE_KEYS)}")
+    url = str(spec.get("url") or "")
+    if not url.startswith(("ssh://", "adb://")):
+        raise UsageError(f"device '{url}' is not ssh://[USER@]HOST[:PORT] or adb://SERIAL", where=where,
+                         hint="e.g. --device ssh://pi@raspberrypi.local or --device adb://emulator-5554")
+    return spec
+
+
+def make_device(spec: dict) -> Device:
+    """The Device for a spec: ``ssh://`` -> ``remote.SSHDevice``, ``adb://`` -> ``adb.AdbDevice``."""
+    check_spec(spec)
+    timeout = float(spec["timeout"]) if spec.get("timeout") else None
+    if spec["url"].startswith("ssh://"):
+        from .remote import SSHDevice
+
+        return SSHDevice(spec["url"], spec.get("python") or "python3", spec.get("key"), timeout=timeout)
+    from .adb import AdbDevice
+
+    return AdbDevice(spec["url"], spec.get("benchmark_binary"), timeout=timeout)

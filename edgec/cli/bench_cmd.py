@@ -30,6 +30,9 @@ def add_parsers(sub, common, epilog: str) -> None:
                    "$GITHUB_STEP_SUMMARY when that is set)")
     b.add_argument("--output", "-o", metavar="FILE.json", help="also write the JSON record here (a future baseline)")
     b.add_argument("--json", action="store_true", help="print the record as JSON")
+    from .device_args import add_device_arguments
+
+    add_device_arguments(b)  # --device ssh://... | adb://..., --device-pool devices.yaml
 
     e = sub.add_parser("estimate", parents=[common], help="estimated latency of a .tflite on a target device "
                        "(no measurement); --loo prints the estimator's leave-one-out errors")
@@ -45,10 +48,12 @@ def cmd_bench(args) -> int:
     from ..bench.gate import markdown
     from ..bench.report import render
     from ..config import BenchConfig
+    from .device_args import device_spec
 
     cfg = BenchConfig(artifact=args.artifact, target=args.target, threads=args.threads, variant=args.variant,
                       warmup_s=args.warmup, min_runs=args.min_runs, min_seconds=args.min_seconds, inputs=args.inputs,
-                      compat=not args.no_compat, baseline=args.baseline, fail_on=args.fail_on)
+                      compat=not args.no_compat, baseline=args.baseline, fail_on=args.fail_on,
+                      device=device_spec(args), device_pool=args.device_pool)
     record = bench(cfg)
     text = json.dumps(record, indent=2, default=str)
     if args.output:
