@@ -124,11 +124,29 @@ def build(model: Path, out: Path, cache: Path, *args: str) -> dict:
     return json.loads((out / "manifest.json").read_text())
 
 
-def effnet_build(root: Path, cache: Path) -> Path:
+LABELS = [f"class_{i}" for i in range(10)]
+
+
+def tiny_build(models: Path, cache: Path) -> Path:
+    """The tiny CNN with labels, fp32 and int8 with int8 I/O, and its bundle; built once per session
+    (under the session's step cache, so every test module that asks gets the same build)."""
+    root = cache / "serve-tiny"
+    root.mkdir(exist_ok=True)
+    (root / "labels.txt").write_text("\n".join(LABELS) + "\n")
+    build(models / "cnn.pt", root / "out", cache, "--variants", "fp32,int8", "--quant-io", "int8",
+          "--synthetic-calibration", "--synthetic-validation", "--parity", "warn", "--labels", str(root / "labels.txt"),
+          "--bundle")
+    return root / "out"
+
+
+def effnet_build(cache: Path) -> Path:
     """The pretrained EfficientNet-Lite0 with ImageNet labels: fp32, fp16 and dynamic-range int8
-    (no calibration needed), validated on real photos (a few, to keep the build short)."""
+    (no calibration needed), validated on real photos (a few, to keep the build short); built once
+    per session."""
     from edgec.examples import imagenet_labels, photo_paths, write_photo_set, write_torchscript
 
+    root = cache / "serve-effnet"
+    root.mkdir(exist_ok=True)
     pt = write_torchscript(root / "efficientnet_lite0.pt")
     labels = root / "imagenet_labels.txt"
     labels.write_text("\n".join(imagenet_labels()) + "\n")

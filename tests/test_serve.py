@@ -20,19 +20,12 @@ import numpy as np
 import pytest
 import requests
 
-from served import EDGEC, HEADER, build, effnet_build, infer_binary, infer_json, interpreter_outputs, serving
-
-LABELS = [f"class_{i}" for i in range(10)]
-
+import served
+from served import EDGEC, HEADER, LABELS, infer_binary, infer_json, interpreter_outputs, serving
 
 @pytest.fixture(scope="session")
-def tiny_build(models, cache_dir, tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("serve-tiny")
-    (d / "labels.txt").write_text("\n".join(LABELS) + "\n")
-    build(models / "cnn.pt", d / "out", cache_dir, "--variants", "fp32,int8", "--quant-io", "int8",
-          "--synthetic-calibration", "--synthetic-validation", "--parity", "warn", "--labels", str(d / "labels.txt"),
-          "--bundle")
-    return d / "out"
+def tiny_build(models, cache_dir) -> Path:
+    return served.tiny_build(models, cache_dir)
 
 
 @pytest.fixture(scope="module")
@@ -344,8 +337,8 @@ def test_serve_stays_off_the_cli_start_up_path():
 # -- the real model (slow) -------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def effnet_out(tmp_path_factory, cache_dir) -> Path:
-    return effnet_build(tmp_path_factory.mktemp("serve-effnet"), cache_dir)
+def effnet_out(cache_dir) -> Path:
+    return served.effnet_build(cache_dir)
 
 
 @pytest.mark.slow

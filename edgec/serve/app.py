@@ -1,6 +1,6 @@
 """The HTTP app (FastAPI): the Open Inference Protocol (KServe v2) endpoints, classify, the page,
 Prometheus metrics. Every bad request is a 4xx JSON ``{"error": ..., "expected": ...}``; the OpenAPI
-schema is at ``/openapi.json`` (and browsable at ``/docs``)."""
+schema is at ``/openapi.json``."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
     pools_restart = metrics.restarts
     for p in pools.pools.values():
         p.on_restart = lambda v: pools_restart.labels(version=v).inc()
-    app = FastAPI(title="edgec serve", version=__version__,
+    # No /docs or /redoc: their pages load scripts from a CDN, and this server must work offline.
+    app = FastAPI(title="edgec serve", version=__version__, docs_url=None, redoc_url=None,
                   description=f"Open Inference Protocol (KServe v2) server for '{model.name}' "
                               f"({', '.join(model.variants)}), with classify and a page at /.")
     app.add_middleware(metrics.middleware)
