@@ -59,7 +59,7 @@ def convert_fp32(task: dict, output: Path) -> None:
 
 def quantize(task: dict, output: Path) -> None:
     import numpy as np
-    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer import qtyping, quantizer, recipe
 
     variant = task["variant"]
     qt = quantizer.Quantizer(task["float_model"])
@@ -73,6 +73,12 @@ def quantize(task: dict, output: Path) -> None:
         qt.load_quantization_recipe(recipe.static_wi8_ai16())
     else:
         raise ValueError(f"unknown variant {variant!r}")
+    if variant in ("int8", "int16x8") and task.get("io_type", "float") == "float":
+        # The static recipes quantize the model's inputs and outputs too; edgec's default (and the
+        # TFLiteConverter route's) is float I/O with the quantize/dequantize inside the model.
+        for op in ("INPUT", "OUTPUT"):
+            qt.update_quantization_recipe(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op),
+                                          algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE)
     calibration = None
     if variant in ("int8", "int16x8"):
         names = task["signature_inputs"]           # the TFLite's input names, in the source's order

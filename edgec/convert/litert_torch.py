@@ -16,8 +16,9 @@ the TRANSPOSE ops left in the TFLite.
 
 Variants: fp32 comes from the converter; fp16 (float16 weights), dynamic_int8 and the calibrated
 int8 / int16x8 come from ai-edge-quantizer recipes applied to that fp32 model, int8 calibrated on
-the build's calibration data (the same samples the TFLiteConverter route uses). The quantizer
-keeps float inputs and outputs.
+the build's calibration data (the same samples the TFLiteConverter route uses). The static
+recipes quantize the model's I/O as well; with ``--quant-io float`` (the default) the inputs and
+outputs are left unquantized (``NO_QUANTIZE`` on INPUT/OUTPUT), with ``int8`` they are int8.
 """
 
 from __future__ import annotations
@@ -130,12 +131,12 @@ def _quantized(ctx: StepContext, fmt: Format, variant: str, nhwc: list[int], sig
         if not data or not quant:
             raise ConversionError(f"variant '{variant}' needs calibration data and none reached the converter",
                                   hint="pass --calibration-data PATH (or --synthetic-calibration)")
-        if quant.get("io_type", "float") != "float":
-            raise UnsupportedModelError(f"litert-torch's quantizer (ai-edge-quantizer) keeps float inputs and "
-                                        f"outputs; --quant-io {quant['io_type']} is not available on this route",
-                                        where=str(ctx.input),
-                                        hint="build --quant-io float, or take the TFLiteConverter route")
-        task.update(calibration=str(data), calibration_keys=[sanitize(s.name) for s in ctx.inputs])
+        io_type = quant.get("io_type", "float")
+        if io_type not in ("float", "int8"):
+            raise UnsupportedModelError(f"ai-edge-quantizer makes float or int8 inputs and outputs; --quant-io "
+                                        f"{io_type} is not available on the litert-torch route", where=str(ctx.input),
+                                        hint="build --quant-io float or int8, or take the TFLiteConverter route")
+        task.update(calibration=str(data), calibration_keys=[sanitize(s.name) for s in ctx.inputs], io_type=io_type)
     return _child(task, ctx, f"ai-edge-quantizer ({RECIPES[variant]})")
 
 
