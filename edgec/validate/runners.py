@@ -177,6 +177,9 @@ class TFLiteRunner(Runner):
             self.out_pairs = match_io(source_outputs, here_out, out_hints) if source_outputs else \
                 [{"source": t.name, "name": t.name, "perm": None} for t in here_out]
         self.details = {d["name"]: d for d in self.interp.get_input_details()}
+        # Integer inputs the converter narrowed (litert-torch takes int64 token ids as int32).
+        in_details = self.sig.get_input_details() if self.sig is not None else self.details
+        self.in_dtypes = {k: np.dtype(v["dtype"]) for k, v in in_details.items()}
         # A quantized output is dequantized to compare with a float source; an integer source output
         # (DynamicQuantizeLinear's uint8, an argmax) is compared as the integers it is.
         self.int_outputs = {p["name"] for p, spec in zip(self.out_pairs, source_outputs or [])
@@ -184,7 +187,15 @@ class TFLiteRunner(Runner):
         self.out_shapes = {spec.name: tuple(spec.shape) for spec in source_outputs or [] if spec.is_static}
 
     def _in(self, name, x):
-        return quantize_array(x, *self.quant[name]) if name in self.quant else x
+        if name in self.quant:
+            return quantize_array(x, *self.quant[name])
+        want = self.in_dtypes.get(name)
+        if want is not None and x.dtype != want and x.dtype.kind in "iu" and want.kind in "iu":
+            info = np.iinfo(want)
+            if x.size and (x.min() < info.min or x.max() > info.max):
+                raise ValueError(f"input '{name}' holds values outside {want.name}, the type the model takes")
+            return x.astype(want)
+        return x
 
     def _out(self, name, y):
         return dequantize_array(y, *self.quant[name][1:]) if name in self.quant and name not in self.int_outputs else y
