@@ -540,8 +540,11 @@ def _tflite_io(inputs, outputs, lite, io_meta) -> dict:
 
 
 def environment() -> dict:
+    from .convert import envs
+
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "machine": platform.machine(), "cpu_count": os.cpu_count(), "packages": tool_versions(ENV_PACKAGES)}
+            "machine": platform.machine(), "cpu_count": os.cpu_count(), "packages": tool_versions(ENV_PACKAGES),
+            "converter_environments": envs.summary()}  # the other converter families' venvs (edgec doctor)
 
 
 def _write_json(path: Path, data) -> dict:

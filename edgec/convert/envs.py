@@ -109,6 +109,12 @@ def versions(env: ConverterEnv, dists: tuple[str, ...] | None = None) -> dict[st
     return _versions_at(str(site), dists)
 
 
+def summary() -> dict:
+    """Each converter environment other than edgec's own: where it is and its key versions."""
+    return {e.name: {"path": str(e.path), "present": e.python.exists(), "packages": versions(e)}
+            for e in ENVS.values() if e.venv}
+
+
 def run(env: ConverterEnv, script: Path, task: dict, *, timeout: float, what: str, where: str | None = None) -> dict:
     """Run ``script TASK.json RESULT.json`` in the environment; the parsed result. A child that dies
     or runs past ``timeout`` is a ConversionError keeping its stderr tail."""
