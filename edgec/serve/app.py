@@ -11,7 +11,6 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -73,7 +72,7 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
 
     async def run(v: Variant, feed: dict) -> "object":
         try:
-            res = await run_in_threadpool(pools.pools[v.name].run, feed, s.timeout)
+            res = await pools.pools[v.name].arun(feed, s.timeout)
         except (WorkerDied, PoolBusy) as exc:
             metrics.errors.labels(kind="worker").inc()
             raise RequestError(503, str(exc), expected="retry: the server keeps running") from None
