@@ -13,4 +13,8 @@ def run_parity(build, src: Artifact, chain: list[Artifact], tflites: list[Artifa
                 "note": "the source is a TFLite model: there is no other stage to compare with"}
     from .validate.ledger import run_ledger
 
-    return run_ledger(build, src, chain, tflites, inputs, outputs, build.data.validation)
+    build.final_ledger = True  # --parity-on-device adds its device rows to this ledger only (not route checks)
+    try:
+        return run_ledger(build, src, chain, tflites, inputs, outputs, build.data.validation)
+    finally:
+        build.final_ledger = False

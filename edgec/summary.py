@@ -102,4 +102,11 @@ def _bench_lines(m: dict) -> list[str]:
                       for x in bad[:4])
         lines.append(f"  {v:<14} p50 {b['p50_ms']:.2f} ms  p90 {b['p90_ms']:.2f} ms  "
                      f"({b.get('runs')} runs{', cached' if b.get('cached') else ''})  {est_txt}{compat_txt}")
+        d = b.get("device")
+        if d:  # --device: measured on the board, beside the estimate
+            f = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+            lines.append(f"  {'':<14} MEASURED on {d.get('measured_on')}: " +
+                         (f"p50 {f(d.get('p50_ms'))} ms  p90 {f(d.get('p90_ms'))} ms  ({d.get('runs')} runs, "
+                          f"{(d.get('conditions') or {}).get('runtime')} {(d.get('conditions') or {}).get('runtime_version')})"
+                          if d.get("available") else f"not measured: {d.get('reason')}"))
     return lines

@@ -21,6 +21,13 @@ if [[ "${1:-}" == "--test" ]] && ! command -v chromium >/dev/null 2>&1; then
   if [[ $(id -u) -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+if [[ "${1:-}" == "--test" ]] && { [[ ! -x /usr/sbin/sshd ]] || ! command -v ssh >/dev/null 2>&1 || ! command -v scp >/dev/null 2>&1; }; then
+  # The real-device tests (tests/test_devices.py) start Debian's OpenSSH server on a loopback port
+  # and reach it with the system ssh/scp, as edgec reaches a Raspberry Pi.
+  if [[ $(id -u) -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server \
+    openssh-client >/dev/null
+fi
 .venv/bin/python -c "import torch, edgec; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 # The litert-torch converter family gets its own venv: its pins (numpy 2, protobuf 7, ai-edge-litert
 # 2.3) cannot share .venv with onnx2tf's. edgec runs it as a subprocess (edgec/convert/envs.py).

@@ -91,6 +91,11 @@ def bench_artifact(path, target, *, threads: int | None = None, loop: LoopSettin
             return _extras(record, path, target, variant, runtime, compat)
     if runtime == "onnxruntime" and variant == "fp16":
         return _onnx_fp16(record, path, target, device, n, why, loop, inputs, seed, compat)
+    if getattr(device, "measure", None):  # a phone over adb: benchmark_model's numbers (bench/adb.py)
+        from .adb import fill_record
+
+        fill_record(record, device.measure(path, n, delegate, loop), n, why, loop, device)
+        return _extras(record, path, target, variant, runtime, compat, device)
     run = device.run(path, runtime, n, delegate, loop, inputs, seed)
     _fill(record, run, run.after or machine, n, why, loop)
     if remote:

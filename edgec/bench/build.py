@@ -80,4 +80,27 @@ def bench_variants(build, chain: list, tflites: list) -> dict:
                 out[v] = {"available": False, "variant": v, "reason": "ONNX Runtime on the GPU is measured in "
                           "fp32 and fp16 (converted from model.onnx)", "p50_ms": None, "runs": 0}
         return out
-    return {a.variant: _one(build, a, f"model_{a.variant}.tflite") for a in tflites}
+    out = {a.variant: _one(build, a, f"model_{a.variant}.tflite") for a in tflites}
+    if getattr(build.cfg, "device", None):  # --device: measured on the board too, beside the estimate
+        on_device(build, tflites, out)
+    return out
+
+
+def on_device(build, tflites: list, out: dict) -> None:
+    """``record["device"]``: each variant measured on the real device (never cached: a board's state
+    is not part of any key). A variant the board's runtime cannot load is recorded as such."""
+    from ..errors import UnsupportedModelError
+    from . import UNMEASURED, bench_artifact
+    from .devices import make_device
+
+    device = make_device(build.cfg.device)
+    for a in tflites:
+        with build.progress.step(f"bench [{a.variant}] on {device.name}"):
+            try:
+                rec = bench_artifact(a.path, build.target, loop=QUICK, variant=a.variant, device=device)
+            except UnsupportedModelError as exc:
+                rec = {"available": False, "variant": a.variant, "reason": exc.one_line(), **UNMEASURED,
+                       "measured_on": device.name}
+        rec["artifact"] = f"model_{a.variant}.tflite"
+        rec.pop("estimate", None)  # the estimate stays in the host record, beside this one
+        out[a.variant]["device"] = rec

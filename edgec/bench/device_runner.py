@@ -168,7 +168,9 @@ def _load(np, rt, task: dict):
     try:
         return _interpreter(lite, task), None
     except Exception as exc:  # noqa: BLE001 - the runtime's own error text is the message
-        return None, {"error": f"{package} {version} cannot load the model: {str(exc).strip().splitlines()[-1]}",
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()] or [type(exc).__name__]
+        why = next((ln for ln in lines if "Didn't find op" in ln or "builtin_code" in ln), lines[-1])
+        return None, {"error": f"{package} {version} cannot load the model: {why}",
                       "runtime": package, "runtime_version": version}
 
 

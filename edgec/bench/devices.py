@@ -67,11 +67,14 @@ class LocalDevice(Device):
     name = "local"
 
     def describe(self) -> dict:
+        from .device_runner import governors, thermal  # the same readers the board's runner uses
+
         load = os.getloadavg() if hasattr(os, "getloadavg") else None
+        gov = sorted(set(governors().values()))
         return {"device": "this machine", "hostname": platform.node(), "machine": platform.machine(),
                 "cpu": _cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
-                "python": platform.python_version(),
-                "load_avg_1_5_15": [round(x, 2) for x in load] if load else None}
+                "python": platform.python_version(), "governor": gov[0] if len(gov) == 1 else (gov or None),
+                "thermal_c": thermal(), "load_avg_1_5_15": [round(x, 2) for x in load] if load else None}
 
     def _invoker(self, session):
         """What the timing loop calls: the runtime's own invoke (a subclass may wrap it)."""

@@ -110,10 +110,11 @@ def markdown(record: dict) -> str:
         lines.append(f"Not measured: {record.get('reason')}")
     else:
         c = record["conditions"]
+        f = lambda k: "n/a" if record.get(k) is None else f"{record[k]:.3f}"  # noqa: E731 (benchmark_model: no p90/p99)
         lines += ["| p50 ms | p90 ms | p99 ms | mean ms | CV | min ms | runs |", "|---|---|---|---|---|---|---|",
-                  f"| {record['p50_ms']:.3f} | {record['p90_ms']:.3f} | {record['p99_ms']:.3f} | {record['mean_ms']:.3f} "
-                  f"| {100 * (record['cv'] or 0):.1f}% | {record['min_ms']:.3f} | {record['runs']} |", "",
-                  f"Measured here: {c['machine'].get('cpu')}, {c['machine'].get('cores')} cores, load "
+                  f"| {f('p50_ms')} | {f('p90_ms')} | {f('p99_ms')} | {f('mean_ms')} "
+                  f"| {100 * (record['cv'] or 0):.1f}% | {f('min_ms')} | {record['runs']} |", "",
+                  f"Measured {'on ' + record['measured_on'] if record.get('measured_on') else 'here'}: {c['machine'].get('cpu')}, {c['machine'].get('cores')} cores, load "
                   f"{c['machine'].get('load_avg_1_5_15')}; {c['runtime']} {c['runtime_version']}, {c['delegate']}, "
                   f"{c['threads']} thread(s); inputs {c['input_source']}."]
     est = record.get("estimate")

@@ -29,6 +29,7 @@ from .timing import LoopSettings, Timing
 HERE = Path(__file__).resolve().parent
 RUNNER_FILES = (HERE / "device_runner.py", HERE / "timing.py")
 MARK = "EDGEC-RESULT "
+EXIT_MARK = "EDGEC-EXIT "
 CONNECT_TIMEOUT_S = 10
 SETUP_TIMEOUT_S = 60       # mktemp, copies, clean-up: each call
 _UNREACHABLE = ("connection refused", "no route to host", "could not resolve hostname", "connection timed out",
@@ -152,24 +153,34 @@ class SSHDevice(Device):
             tpath = Path(tmp) / "task.json"
             tpath.write_text(json.dumps(task))
             rdir.push([*RUNNER_FILES, *files, tpath], "copying the runner and the model")
-            p = self._call(self._ssh_cmd(f"cd {shlex.quote(rdir.path)} && exec {shlex.quote(self.python)} "
-                                         "device_runner.py task.json"), "the runner", timeout + 15)
+            p = self._call(self._ssh_cmd(self._runner_line(rdir.path)), "the runner", timeout + 15)
             result = self._result(p)
             for name, local in (pull or {}).items():
                 rdir.pull(name, Path(local))
             return result
 
+    def _runner_line(self, rdir: str) -> str:
+        """The remote shell line: the runner, then its exit status (the shell outlives a runner killed
+        by a signal, so 128+N comes back; ssh alone would only say 255)."""
+        return (f"cd {shlex.quote(rdir)} && {shlex.quote(self.python)} device_runner.py task.json; "
+                f"echo \"{EXIT_MARK}$?\"")
+
     def _result(self, p: subprocess.CompletedProcess) -> dict:
+        status = next((ln[len(EXIT_MARK):].strip() for ln in reversed(p.stdout.splitlines())
+                       if ln.startswith(EXIT_MARK)), None)
+        if status is not None and status.isdigit():
+            p = subprocess.CompletedProcess(p.args, int(status), p.stdout, p.stderr)
         line = next((ln for ln in reversed(p.stdout.splitlines()) if ln.startswith(MARK)), None)
         tail = _tail(p.stderr)
         if p.returncode == 127 or (line is None and "not found" in p.stderr.lower() and p.returncode in (126, 127)):
             raise DeviceRuntimeError(f"the board has no python at '{self.python}' ({tail})", where=self.name,
                                      hint="pass the board's interpreter with --device-python PATH")
         if line is None:
-            how = f"was killed by signal {-p.returncode}" if p.returncode < 0 else \
-                f"exited with status {p.returncode}" if p.returncode != 142 else "ran past its time limit (SIGALRM)"
-            if p.returncode in (142, -14):
-                raise DeviceTimeoutError(f"the runner on the board {how}", where=self.name,
+            how = f"was killed by signal {p.returncode - 128}" if p.returncode > 128 else \
+                f"exited with status {p.returncode}"
+            if p.returncode == 128 + 14:  # SIGALRM: the runner's own time limit
+                raise DeviceTimeoutError("the runner on the board ran past its time limit and stopped itself (SIGALRM)",
+                                         where=self.name,
                                          hint="a longer run takes --device-timeout S")
             raise DeviceCrashError(f"the runner on the board {how} without a result"
                                    f"{'; its stderr: ' + tail if tail else ''}", where=self.name,
@@ -200,8 +211,7 @@ class SSHDevice(Device):
                 tpath = Path(tmp) / "task.json"
                 tpath.write_text(json.dumps({"task": "facts", "time_limit_s": SETUP_TIMEOUT_S}))
                 rdir.push([*RUNNER_FILES, tpath], "copying the runner")
-                p = self._call(self._ssh_cmd(f"cd {shlex.quote(rdir.path)} && exec {shlex.quote(self.python)} "
-                                             "device_runner.py task.json"), "reading the device's facts",
+                p = self._call(self._ssh_cmd(self._runner_line(rdir.path)), "reading the device's facts",
                                SETUP_TIMEOUT_S)
                 facts = self._result(p)["facts"]
             self._facts = {"device": self.name, "transport": "ssh (system OpenSSH client)",
@@ -310,6 +320,12 @@ def board_compat(path: Path, target, device, record: dict) -> dict:
     from ..compat import check_artifact
 
     package, version = device.runtime()
+    if package == "benchmark_model":  # adb: the binary prints no version; the profile's version, the phone's load
+        rec = check_artifact(path, target, load=False)
+        rec["load"] = {"attempted": True, "package": package, "where": device.name,
+                       "loaded": bool(record.get("available"))}
+        rec["ok"] = not rec.get("too_new") and rec["load"]["loaded"]
+        return rec
     tf_numbered = package == "tflite-runtime"  # ai-edge-litert has its own numbering: no op table for it
     rt = replace(target.runtime, on_device=f"{package} {version} on {device.name}", on_device_package="",
                  on_device_version=version if tf_numbered and version else "")

@@ -4,9 +4,30 @@ always under the word ESTIMATED."""
 from __future__ import annotations
 
 
+def _ms(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _on_device(r: dict) -> list[str]:
+    """A record measured on a real device (ssh or adb): its facts, and the numbers it has."""
+    c, m = r["conditions"], r["conditions"]["machine"]
+    temps = lambda t: ", ".join(f"{k} {v} C" for k, v in (t or {}).items()) or "none exposed"  # noqa: E731
+    lines = [f"MEASURED ON THE DEVICE {r['measured_on']} ({m.get('model') or m.get('cpu')}, {m.get('cores')} cores, "
+             f"governor {m.get('governor') or 'not exposed'}, load {m.get('load_avg_1_5_15')}):",
+             f"  {c['runtime']} {c.get('runtime_version') or ''}, delegate {c['delegate']}, {c['threads']} thread(s) "
+             f"({c['threads_from']})",
+             f"  p50 {_ms(r['p50_ms'])} ms   p90 {_ms(r['p90_ms'])}   p99 {_ms(r['p99_ms'])}   mean {_ms(r['mean_ms'])} "
+             f"± {_ms(r['std_ms'])}   min {_ms(r['min_ms'])}   ({r['runs']} runs; inputs: {c['input_source']})",
+             f"  temperature before: {temps(m.get('thermal_before_c'))}; after: {temps(m.get('thermal_after_c'))}",
+             f"  peak memory {r.get('memory', {}).get('peak_rss_mb')} MB ({r.get('memory', {}).get('method')})"]
+    return lines + [f"  note: {n}" for n in c.get("notes", [])]
+
+
 def _measured(r: dict) -> list[str]:
     if not r.get("available", True):
         return [f"  not measured: {r.get('reason')}"]
+    if r.get("measured_on"):
+        return _on_device(r)
     c, m = r["conditions"], r["conditions"]["machine"]
     mem = r.get("memory", {})
     return [
@@ -45,7 +66,7 @@ def _compat(c: dict) -> list[str]:
     ld = c.get("load")
     if ld:
         if ld.get("attempted"):
-            lines.append(f"  loaded with {ld['package']} {ld['version']} here: "
+            lines.append(f"  loaded with {ld['package']} {ld.get('version') or ''} {'on ' + ld['where'] if ld.get('where') else 'here'}: "
                          f"{'ok' if ld['loaded'] else 'FAILED: ' + ld.get('error', '')}")
         else:
             lines.append(f"  not loaded here: {ld['reason']}")

@@ -55,6 +55,11 @@ def cmd_bench(args) -> int:
                       compat=not args.no_compat, baseline=args.baseline, fail_on=args.fail_on,
                       device=device_spec(args), device_pool=args.device_pool)
     record = bench(cfg)
+    if "pool" in record:  # --device-pool: one record per board
+        from ..bench.pool import render_pool
+
+        print(json.dumps(record, indent=2, default=str) if args.json else render_pool(record))
+        return 0 if record["ok"] else next(r["exit_code"] for r in record["boards"] if "error" in r)
     text = json.dumps(record, indent=2, default=str)
     if args.output:
         with open(args.output, "w") as f:

@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     from .bundle_cmd import add_build_arguments as add_bundle_arguments, add_parsers as add_bundle_parsers
 
     add_bundle_arguments(b)  # --labels, --name, ..., --bundle/--no-bundle
+    from .device_args import add_device_arguments
+
+    add_device_arguments(b, build=True)  # --device ssh://... | adb://..., --parity-on-device
 
     i = sub.add_parser("inspect", parents=[common], help="show a model's inputs, outputs, ops and parameters")
     i.add_argument("model")
@@ -84,9 +87,6 @@ def _parser() -> argparse.ArgumentParser:
     add_parsers(sub, common, EPILOG)
     add_bundle_parsers(sub, common, EPILOG)
     add_parity_parsers(sub, common, EPILOG)
-    from .serve_cmd import add_parsers as add_serve_parsers
-
-    add_serve_parsers(sub, common, EPILOG)
     from .serve_cmd import add_parsers as add_serve_parsers
 
     add_serve_parsers(sub, common, EPILOG)
@@ -124,6 +124,9 @@ def _build_config(args):
         "bench": False if getattr(args, "no_bench", False) else None,
         "compare_routes": True if getattr(args, "compare_routes", False) else None,
     }
+    from .device_args import device_spec
+
+    flags["device"] = device_spec(args, build=True)  # --device, --parity-on-device (None without them)
     from .parity_cmd import build_flags
 
     flags.update(build_flags(args, base))
@@ -265,10 +268,6 @@ def main(argv: list[str] | None = None) -> int:
         from .parity_cmd import cmd_parity
 
         handler["parity"] = cmd_parity
-    if args.command == "serve":
-        from .serve_cmd import cmd_serve
-
-        handler["serve"] = cmd_serve
     if args.command == "doctor":
         from .doctor_cmd import cmd_doctor
 

@@ -59,12 +59,14 @@ def render_markdown(rep: Report) -> str:
              f"{t.get('runtime', {}).get('name', '')}/{t.get('runtime', {}).get('delegate', '')}); "
              f"route `{' → '.join(m['route'])}`; edgec {m['edgec_version']}.", ""]
     est_dev = next((r.est_device for r in rep.variants if r.est_device), None)
+    dev = next((r.dev_name for r in rep.variants if r.dev_name), None)  # --device: measured there, beside
     lines += ["| variant | size (KiB) | p50 (ms) | p90 (ms) | "
-              f"estimated p50 on {est_dev or 'target'} (ms, estimated) | parity |",
-              "|---|---:|---:|---:|---:|---|"]
+              f"estimated p50 on {est_dev or 'target'} (ms, estimated) | "
+              + (f"p50 / p90 measured on {dev} (ms) | " if dev else "") + "parity |",
+              "|---|---:|---:|---:|---:|" + ("---:|" if dev else "") + "---|"]
     for r in rep.variants:
         lines.append(f"| {r.variant} | {kib(r.bytes)} | {ms(r.p50_ms)} | {ms(r.p90_ms)} | {estimate_cell(r)} | "
-                     f"{verdict(r.parity_ok)} |")
+                     + (f"{ms(r.dev_p50_ms)} / {ms(r.dev_p90_ms)} | " if dev else "") + f"{verdict(r.parity_ok)} |")
     if rep.stages:
         p = m.get("parity") or {}
         lines += ["", f"Parity against the source model ({p.get('inputs', 'inputs not recorded')}):", "",

@@ -30,6 +30,9 @@ class VariantRow:
     cosine: float | None = None
     top1: float | None = None
     max_abs: float | None = None
+    dev_p50_ms: float | None = None     # measured on a real device (--device), beside the estimate
+    dev_p90_ms: float | None = None
+    dev_name: str | None = None
 
 
 @dataclass
@@ -115,5 +118,7 @@ def _variant_rows(m: dict) -> list[VariantRow]:
             est_p50_ms=est.get("p50_ms"), est_low_ms=est.get("low_ms"), est_high_ms=est.get("high_ms"),
             est_device=est.get("device"),
             parity_ok=st.get("ok") if st else None, cosine=first.get("cosine"), top1=first.get("top1"),
-            max_abs=first.get("max_abs")))
+            max_abs=first.get("max_abs"),
+            dev_p50_ms=(b.get("device") or {}).get("p50_ms"), dev_p90_ms=(b.get("device") or {}).get("p90_ms"),
+            dev_name=(b.get("device") or {}).get("measured_on")))
     return rows

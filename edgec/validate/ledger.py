@@ -49,7 +49,7 @@ def stage_name(a: Artifact) -> str:
 
 def budget_for(stage: str, target, overrides: dict) -> tuple[str, dict, str]:
     """(variant, budget, where it came from) for a stage; float stages use the fp32 budget."""
-    variant = stage.split(":", 1)[1] if stage.startswith("tflite:") else "fp32"
+    variant = stage.split(":", 1)[1].split(" on ", 1)[0] if stage.startswith("tflite:") else "fp32"  # "... on DEVICE"
     budget, source = dict(DEFAULT_BUDGETS.get(variant, {"cosine": 0.99})), "default"
     if target.parity.get(variant):
         budget, source = dict(target.parity[variant]), f"target {target.name}"
@@ -296,6 +296,9 @@ def _compute(build, plan: _Plan, validation, work: Path) -> dict:
                                                         name, None)
             else:
                 later.append(row)
+        from ..bench.device_parity import device_stages
+
+        device_stages(build, plan, feeds, work, numbers)  # --parity-on-device: "tflite:V on DEVICE" rows
         for row in later:
             with build.progress.step(f"parity: {row['name']}"):
                 numbers["stages"][row["name"]] = _with_metrics({"previous": row["previous"],
@@ -409,6 +412,8 @@ def _validation_text(validation) -> str:
 def _localization_pair(name: str, plan: _Plan) -> tuple[dict | None, dict | None, str]:
     """(reference row, candidate row, note) for localizing stage ``name``."""
     rows = {r["name"]: r for r in plan.rows}
+    if name not in rows:  # "tflite:VARIANT on DEVICE": the board gives outputs, not its layers
+        return None, None, f"layer localization runs on the host, not for {name}"
     fp32 = rows.get("tflite:fp32")
     if name in ("saved_model", "tflite:fp32"):
         onnx = rows.get("onnx")
@@ -466,13 +471,16 @@ def run_ledger(build, src: Artifact, chain: list[Artifact], tflites: list[Artifa
                                        "validation": validation.sha256, "threads": build.target.threads_here(),
                                        "constants": _constants_digest(plan), "v": LEDGER_VERSION},
                    tool_versions(TOOLS))
-    entry = build.cache.get(key)
+    from ..bench.device_parity import wanted
+
+    on_device = wanted(build) is not None  # a device's rows are measured afresh, never cached
+    entry = None if on_device else build.cache.get(key)
     if entry is not None:
         numbers = json.loads(entry.output.read_text())
     else:
         with tempfile.TemporaryDirectory(prefix="edgec-ledger-") as work:
             numbers = _compute(build, plan, validation, Path(work))
-        if not _failed(numbers["stages"].values()):  # a crash or time-out may not repeat: never cached
+        if not on_device and not _failed(numbers["stages"].values()):  # a crash or time-out may not repeat: never cached
             _cache_json(build.cache, key, numbers)
     return _assemble(build, numbers, plan, outputs, validation)
 
