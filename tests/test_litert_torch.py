@@ -158,3 +158,19 @@ def test_doctor_lists_both_environments(capsys):
     assert by["litert"]["ok"] and by["litert"]["imports"]["litert_torch"]["ok"]
     assert by["litert"]["packages"]["litert-torch"] == "0.10.0"
     assert by["edgec"]["packages"]["onnx2tf"] == "1.29.24" and by["edgec"]["imports"]["tensorflow"]["ok"]
+
+
+def test_a_child_that_dies_or_hangs_is_a_conversion_error(tmp_path):
+    from edgec.errors import ConversionError
+
+    env = envs.get("litert")
+    dies = tmp_path / "dies.py"
+    dies.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGABRT)\n")
+    with pytest.raises(ConversionError) as info:
+        envs.run(env, dies, {"variant": "fp32"}, timeout=60, what="the test child")
+    assert "died in the 'litert' environment (killed by SIGABRT)" in info.value.what
+    hangs = tmp_path / "hangs.py"
+    hangs.write_text("import time\ntime.sleep(30)\n")
+    with pytest.raises(ConversionError) as info:
+        envs.run(env, hangs, {"variant": "fp32"}, timeout=1, what="the test child")
+    assert "ran past its 1 s limit" in info.value.what
