@@ -97,6 +97,10 @@ class BuildConfig:
             raise UsageError(f"exporter '{self.exporter}' is not one of {', '.join(EXPORTERS)}")
         if self.model is None and self.factory is None:
             raise UsageError("no model given", hint="pass a model file, or --factory package.module:function")
+        if self.device is not None:  # --device / --parity-on-device (edgec/bench/devices.py)
+            from .bench.devices import check_spec
+
+            check_spec(self.device, "device")
         _check_data_settings(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -229,6 +233,8 @@ class BenchConfig:
     device_pool: str | None = None      # a devices.yaml: every board of the target (bench/pool.py)
 
     def __post_init__(self):
+        if self.device is not None and self.device_pool:
+            raise UsageError("--device and --device-pool go separately", hint="a pool names its boards itself")
         if self.device is not None:
             from .bench.devices import check_spec
 

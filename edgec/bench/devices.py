@@ -115,6 +115,9 @@ def check_spec(spec: dict, where: str = "--device") -> dict:
     if not url.startswith(("ssh://", "adb://")):
         raise UsageError(f"device '{url}' is not ssh://[USER@]HOST[:PORT] or adb://SERIAL", where=where,
                          hint="e.g. --device ssh://pi@raspberrypi.local or --device adb://emulator-5554")
+    if spec.get("parity") and url.startswith("adb://"):
+        raise UsageError("--parity-on-device needs an ssh:// board: adb's benchmark_model returns no outputs",
+                         where=where, hint="drop --parity-on-device for a phone, or use a board over ssh")
     return spec
 
 

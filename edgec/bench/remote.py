@@ -101,6 +101,7 @@ class SSHDevice(Device):
         self.connect_timeout = connect_timeout
         self.timeout = timeout           # the run's limit; None: from the loop settings
         self._facts: dict | None = None
+        self._ctl: str | None = None     # the control socket of this device's one ssh connection
 
     # -- the ssh/scp calls ------------------------------------------------------------------------
     def _options(self) -> list[str]:
@@ -109,7 +110,58 @@ class SSHDevice(Device):
                 "-o", "StrictHostKeyChecking=accept-new"]
         if self.key:
             opts += ["-i", self.key, "-o", "IdentitiesOnly=yes"]
+        if self._ctl:
+            opts += ["-o", f"ControlPath={self._ctl}", "-o", "ControlMaster=no"]
         return opts + shlex.split(os.environ.get("EDGEC_SSH_OPTIONS", ""))
+
+    def connect(self) -> None:
+        """Open one master connection (``ControlMaster``) that every later ssh/scp call of this device
+        reuses: one handshake per run instead of one per call. Its errors are the connection's."""
+        if self._ctl is not None:
+            return
+        import atexit
+
+        ctl_dir = tempfile.mkdtemp(prefix="edgec-ssh-")
+        ctl = os.path.join(ctl_dir, "ctl")
+        port = ["-p", str(self.target.port)] if self.target.port else []
+        cmd = ["ssh", *self._options(), "-o", "ControlMaster=yes", "-o", f"ControlPath={ctl}",
+               "-o", "ControlPersist=120", "-fN", *port, self.target.dest]
+        with tempfile.TemporaryFile("w+") as err:  # not a pipe: the backgrounded master keeps stderr open
+            try:
+                rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                    timeout=self.connect_timeout + 20).returncode
+            except FileNotFoundError:
+                from ..errors import DependencyError
+
+                os.rmdir(ctl_dir)
+                raise DependencyError("the OpenSSH client ('ssh') is not installed here",
+                                      hint="install it: apt-get install openssh-client") from None
+            except subprocess.TimeoutExpired:
+                os.rmdir(ctl_dir)
+                raise DeviceTimeoutError(f"connecting ran past {self.connect_timeout + 20:.0f} s", where=self.name,
+                                         hint="check the network and the host") from None
+            err.seek(0)
+            text = err.read()
+        if rc != 0:
+            os.rmdir(ctl_dir)
+            raise classify(text, "connecting", self.name)
+        self._ctl = ctl
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """End the master connection (its socket and temp dir go with it)."""
+        ctl, self._ctl = self._ctl, None
+        if not ctl:
+            return
+        port = ["-p", str(self.target.port)] if self.target.port else []
+        try:
+            subprocess.run(["ssh", "-o", f"ControlPath={ctl}", "-O", "exit", *port, self.target.dest],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        import shutil
+
+        shutil.rmtree(os.path.dirname(ctl), ignore_errors=True)
 
     def _ssh_cmd(self, remote: str) -> list[str]:
         port = ["-p", str(self.target.port)] if self.target.port else []
@@ -282,6 +334,7 @@ class _RemoteDir:
         self.path = ""
 
     def __enter__(self):
+        self.device.connect()
         p = self.device._remote(["mktemp", "-d", "/tmp/edgec-run.XXXXXXXX"], "creating a temp dir on the device")
         self.path = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
         if p.returncode != 0 or not self.path.startswith("/tmp/edgec-run."):
