@@ -47,12 +47,16 @@ def _bench_conditions(m: dict) -> list[str]:
 
 
 def _summary_table(rep: Report) -> str:
+    dev = next((r.dev_name for r in rep.variants if r.dev_name), None)  # --device: measured there, beside
     rows = "".join(
         f"<tr><td>{escape(r.variant)}</td><td class=n>{kib(r.bytes)}</td><td class=n>{ms(r.p50_ms)}</td>"
         f"<td class=n>{ms(r.p90_ms)}</td><td class=n>{escape(estimate_cell(r))}</td>"
-        f"<td>{_verdict_html(r.parity_ok)}</td></tr>" for r in rep.variants)
+        + (f"<td class=n>{ms(r.dev_p50_ms)} / {ms(r.dev_p90_ms)}</td>" if dev else "")
+        + f"<td>{_verdict_html(r.parity_ok)}</td></tr>" for r in rep.variants)
     return ("<section><h2>Variants</h2><table><tr><th>variant</th><th>size (KiB)</th><th>p50 (ms)</th>"
-            "<th>p90 (ms)</th><th>estimated p50 on target (ms)</th><th>parity</th></tr>" + rows + "</table></section>")
+            "<th>p90 (ms)</th><th>estimated p50 on target (ms)</th>"
+            + (f"<th>p50 / p90 measured on {escape(dev)} (ms)</th>" if dev else "")
+            + "<th>parity</th></tr>" + rows + "</table></section>")
 
 
 def _parity_table(rep: Report) -> str:
