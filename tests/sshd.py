@@ -67,7 +67,8 @@ class Sshd:
         return {**os.environ, "EDGEC_SSH_OPTIONS": f"-o UserKnownHostsFile={self.known_hosts}"}
 
     def __enter__(self) -> "Sshd":
-        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
+        if os.geteuid() == 0:  # sshd's privilege-separation directory (a non-root sshd does not use it)
+            os.makedirs("/run/sshd", exist_ok=True)
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)], stdout=subprocess.DEVNULL,
                                      stderr=open(self.root / "sshd.log", "w"))
         deadline = time.monotonic() + 15
