@@ -269,3 +269,13 @@ def test_pool_file_errors_name_the_field(tmp_path):
     bad.write_text("devices:\n  - {name: x, url: ssh://pi@h, target: rpi4, colour: red}\n")
     with pytest.raises(InputError, match="unknown field"):
         load_pool(bad)
+
+
+def test_board_cpu_from_a_real_raspberry_pi_cpuinfo():
+    """/proc/cpuinfo as published from a Pi 4 on 64-bit Raspberry Pi OS (the file names its source)."""
+    from edgec.bench.device_runner import cpu_model
+
+    text = (Path(__file__).parent / "data" / "cpuinfo" / "rpi4_aarch64.txt").read_text()
+    assert text.startswith("# source: https://github.com/")
+    assert cpu_model(text) == "Raspberry Pi 4 Model B Rev 1.1 (Cortex-A72)"  # aarch64 prints no 'model name'
+    assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC\n") == "AMD EPYC"

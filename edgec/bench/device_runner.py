@@ -41,19 +41,26 @@ def _read(path: str) -> str | None:
         return None
 
 
+ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+             "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd44": "Cortex-X1"}  # Arm Ltd (implementer 0x41)
+
+
 def cpu_model(text: str | None) -> str:
-    """The CPU's name from /proc/cpuinfo: x86 'model name', a Pi's 'Model', else 'Hardware'/'CPU part'."""
+    """The CPU's name from /proc/cpuinfo: x86's 'model name'; on a Pi its 'Model' line and the core
+    named from 'CPU part' (aarch64 kernels print no 'model name'), e.g. 'Raspberry Pi 4 Model B Rev
+    1.1 (Cortex-A72)'; else 'Hardware'."""
     fields: dict = {}
     for line in (text or "").splitlines():
         key, sep, value = line.partition(":")
         if sep:
             fields.setdefault(key.strip(), value.strip())
-    for key in ("model name", "Model", "Hardware", "Processor", "cpu model"):
-        if fields.get(key):
-            return fields[key]
-    if fields.get("CPU part"):
-        return f"CPU part {fields['CPU part']} (implementer {fields.get('CPU implementer', '?')})"
-    return platform.processor() or platform.machine()
+    core = ARM_PARTS.get(fields.get("CPU part", "").lower()) if fields.get("CPU implementer") == "0x41" else None
+    core = core or (f"CPU part {fields['CPU part']}" if fields.get("CPU part") else None)
+    board = fields.get("Model") or fields.get("Hardware")
+    if board:
+        return f"{board} ({core or fields.get('model name') or fields.get('Hardware')})"
+    return fields.get("model name") or core or platform.processor() or platform.machine()
 
 
 def thermal() -> dict:
