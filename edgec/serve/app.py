@@ -94,6 +94,12 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
         return JSONResponse({"error": msg, "expected": "see /openapi.json for the endpoints"},
                             status_code=exc.status_code)
 
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception):  # a bug: still one JSON line, and counted
+        metrics.errors.labels(kind="internal").inc()
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}: {exc}); please report it",
+                             "expected": None}, status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
         errs = exc.errors()
