@@ -372,3 +372,31 @@ def test_effnet_classify_names_the_cat(effnet_out):
     for r in doc["results"]:
         assert r["top"][0]["label"] == "Egyptian cat", r
         assert len(r["top"]) == 5 and r["agreement"]["top1_same"]
+
+
+def test_tritonclient_speaks_to_it(tiny, tiny_build):
+    """NVIDIA's own v2 HTTP client (tritonclient), JSON and binary tensors, against the server."""
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    c = triton.InferenceServerClient(url=tiny.url.removeprefix("http://"))
+    assert c.is_server_live() and c.is_server_ready() and c.is_model_ready("cnn", "int8")
+    assert c.get_model_metadata("cnn", "int8")["inputs"][0]["datatype"] == "INT8"
+    x = _x(3)
+    direct = interpreter_outputs(tiny_build / "model_fp32.tflite", {"x": x})["output"]
+    for binary in (True, False):
+        inp = triton.InferInput("x", [1, 32, 32, 3], "FP32")
+        inp.set_data_from_numpy(x, binary_data=binary)
+        res = c.infer("cnn", [inp], model_version="fp32", outputs=[triton.InferRequestedOutput("output",
+                                                                                               binary_data=binary)])
+        assert np.max(np.abs(res.as_numpy("output") - direct)) <= 1e-5
+    xq = _int8_x(4)
+    inp = triton.InferInput("x", [1, 32, 32, 3], "INT8")
+    inp.set_data_from_numpy(xq)
+    res = c.infer("cnn", [inp], model_version="int8")
+    assert np.array_equal(res.as_numpy("output"), interpreter_outputs(tiny_build / "model_int8.tflite",
+                                                                      {"x": xq})["output"])
+    bad = triton.InferInput("x", [1, 3, 32, 32], "FP32")
+    bad.set_data_from_numpy(np.zeros((1, 3, 32, 32), np.float32))
+    with pytest.raises(InferenceServerException, match=r"\[1, 3, 32, 32\]"):
+        c.infer("cnn", [bad])
