@@ -74,7 +74,9 @@ def build(cfg: BuildConfig, progress: Progress | None = None) -> BuildResult:
     variants = _variants(cfg, target)
     out = Path(cfg.out)
     _check_writable(out)
-    cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else None, enabled=cfg.use_cache)
+    from .cache import open_cache
+
+    cache = open_cache(cfg.cache_dir, enabled=cfg.use_cache)  # a directory or an fsspec URL (s3://...)
     from .validate import worker
 
     try:
@@ -175,6 +177,7 @@ class _Build:
             try:
                 with self.progress.step(title):
                     entry = self.cache.put(key, produce)
+                cached = entry.reused  # a concurrent build (edgec matrix) produced it while this one waited
             except (ConversionError, UnsupportedModelError) as exc:
                 _cache_failure(self.cache, key, exc, round(time.perf_counter() - t0, 3))
                 raise

@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_serve_parsers(sub, common, EPILOG)
 
+    from .matrix_cmd import add_parsers as add_matrix_parsers
+
+    add_matrix_parsers(sub, common, EPILOG)  # edgec matrix ..., edgec cache verify
     from .doctor_cmd import add_parser as add_doctor_parser
 
     add_doctor_parser(sub, common, EPILOG)
@@ -272,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         from .doctor_cmd import cmd_doctor
 
         handler["doctor"] = cmd_doctor
+    if args.command in ("matrix", "cache"):
+        from .matrix_cmd import cmd_cache, cmd_matrix
+
+        handler.update(matrix=cmd_matrix, cache=cmd_cache)
     if args.command == "serve":
         from .serve_cmd import cmd_serve
 
