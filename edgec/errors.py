@@ -131,38 +131,38 @@ class RuntimeCrashError(EdgecError):
 class DeviceError(EdgecError):
     """A real device (``--device ssh://`` or ``adb://``) could not run the job; the subclasses say why."""
 
-    exit_code = 12
+    exit_code = 20
     kind = "device"
 
 
 class DeviceUnreachableError(DeviceError):
     """The device cannot be reached: connection refused, no route, unknown host, adb device not found."""
 
-    exit_code = 12
+    exit_code = 20
 
 
 class DeviceAuthError(DeviceError):
     """The device refused the login: wrong or missing key, host key mismatch, adb unauthorized."""
 
-    exit_code = 13
+    exit_code = 21
 
 
 class DeviceRuntimeError(DeviceError):
     """The device lacks what the job needs: its python, numpy, a TFLite runtime, or benchmark_model."""
 
-    exit_code = 14
+    exit_code = 22
 
 
 class DeviceTimeoutError(DeviceError):
     """A call to the device ran past its time limit (it was killed; nothing is left running)."""
 
-    exit_code = 15
+    exit_code = 23
 
 
 class DeviceCrashError(DeviceError):
     """The runner on the device died or returned something unreadable (its stderr is in the message)."""
 
-    exit_code = 16
+    exit_code = 24
 
 
 EXIT_CODES: dict[int, str] = {
@@ -178,11 +178,13 @@ EXIT_CODES: dict[int, str] = {
     9: DependencyError.__doc__.strip(),
     10: "benchmark regression: `edgec bench --baseline --fail-on` found the metric beyond its noise-aware bound",
     11: RuntimeCrashError.__doc__.strip(),
-    12: DeviceUnreachableError.__doc__.strip(),
-    13: DeviceAuthError.__doc__.strip(),
-    14: DeviceRuntimeError.__doc__.strip(),
-    15: DeviceTimeoutError.__doc__.strip(),
-    16: DeviceCrashError.__doc__.strip(),
+    17: "`edgec matrix`: one or more model@target builds failed (matrix.md lists each with its reason)",
+    18: "`edgec cache verify`: corrupt cache entries were found (listed)",
+    20: DeviceUnreachableError.__doc__.strip(),
+    21: DeviceAuthError.__doc__.strip(),
+    22: DeviceRuntimeError.__doc__.strip(),
+    23: DeviceTimeoutError.__doc__.strip(),
+    24: DeviceCrashError.__doc__.strip(),
     130: "interrupted (Ctrl-C); nothing half-written is left in the output directory",
 }
 

@@ -166,14 +166,33 @@ def test_unreachable_port_is_a_clean_error_within_the_timeout(board, built):
     p = subprocess.run([*EDGEC, "bench", str(model), "--target", "rpi4", "--device",
                         f"ssh://{board.user}@127.0.0.1:{free_port()}", "--device-key", str(board.key), *QUICK],
                        capture_output=True, text=True, env=board.env, timeout=120)
-    assert p.returncode == 12 and time.monotonic() - t0 < 60
+    assert p.returncode == 20 and time.monotonic() - t0 < 60
     assert "cannot reach the device" in p.stderr and "Connection refused" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
 
 
+def test_a_host_that_never_answers_is_not_a_hang(board, built):
+    """A port that accepts TCP but never sends the SSH banner: ConnectTimeout ends it (exit 20)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(5)
+    held: list = []
+    threading.Thread(target=lambda: [held.append(srv.accept()) for _ in range(3)], daemon=True).start()
+    t0 = time.monotonic()
+    p = subprocess.run([*EDGEC, "bench", str(built.out / "model_fp32.tflite"), "--target", "rpi4", "--device",
+                        f"ssh://{board.user}@127.0.0.1:{srv.getsockname()[1]}", *QUICK], capture_output=True,
+                       text=True, env=board.env, timeout=120)
+    srv.close()
+    assert p.returncode == 20 and time.monotonic() - t0 < 45, p.stderr
+    assert "timed out during banner exchange" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
 def test_wrong_key_is_an_auth_error(board, built):
     p, secs = _bench(board, built.out / "model_fp32.tflite", "--device-python", PY, key=board.wrong_key)
-    assert p.returncode == 13 and secs < 60, p.stderr
+    assert p.returncode == 21 and secs < 60, p.stderr
     assert "refused the login" in p.stderr and "Permission denied" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
 
@@ -181,11 +200,11 @@ def test_wrong_key_is_an_auth_error(board, built):
 def test_board_without_a_tflite_runtime(board, built, tmp_path):
     bare = _python_without(tmp_path, ("ai_edge_litert", "tflite_runtime"))
     p, secs = _bench(board, built.out / "model_fp32.tflite", "--device-python", bare)
-    assert p.returncode == 14 and secs < 60, p.stderr
+    assert p.returncode == 22 and secs < 60, p.stderr
     assert "no TFLite runtime" in p.stderr and "ai_edge_litert" in p.stderr and "tflite_runtime" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     p, _ = _bench(board, built.out / "model_fp32.tflite", "--device-python", "/nonexistent/python3")
-    assert p.returncode == 14 and "no python at '/nonexistent/python3'" in p.stderr, p.stderr
+    assert p.returncode == 22 and "no python at '/nonexistent/python3'" in p.stderr, p.stderr
 
 
 def test_runner_crash_and_timeout(board, built, tmp_path):
@@ -193,14 +212,14 @@ def test_runner_crash_and_timeout(board, built, tmp_path):
     crash.write_text("#!/bin/sh\nkill -SEGV $$\n")
     crash.chmod(0o755)
     p, secs = _bench(board, built.out / "model_fp32.tflite", "--device-python", str(crash))
-    assert p.returncode == 16 and secs < 60, p.stderr
+    assert p.returncode == 24 and secs < 60, p.stderr
     assert "runner on the board" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     t0 = time.monotonic()
     p = subprocess.run([*EDGEC, "bench", str(built.out / "model_fp32.tflite"), "--target", "rpi4", "--device",
                         board.url, "--device-key", str(board.key), "--device-python", PY, "--device-timeout", "3",
                         "--min-seconds", "60", "--warmup", "0.1"], capture_output=True, text=True, env=board.env,
                        timeout=120)
-    assert p.returncode == 15 and time.monotonic() - t0 < 40, p.stderr
+    assert p.returncode == 23 and time.monotonic() - t0 < 40, p.stderr
     assert "time limit" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 

@@ -163,9 +163,9 @@ def test_adb_pushes_the_given_benchmark_binary(fake_adb, tflite, tmp_path):
     assert not any("command -v" in c[-1] for c in calls)
 
 
-@pytest.mark.parametrize("mode, code, text", [("missing", 12, "cannot reach the phone"),
-                                              ("unauthorized", 13, "has not authorized"),
-                                              ("nobinary", 14, "benchmark_model is not on the phone")])
+@pytest.mark.parametrize("mode, code, text", [("missing", 20, "cannot reach the phone"),
+                                              ("unauthorized", 21, "has not authorized"),
+                                              ("nobinary", 22, "benchmark_model is not on the phone")])
 def test_adb_errors(fake_adb, tflite, monkeypatch, mode, code, text):
     from edgec.bench import LoopSettings, bench_artifact
     from edgec.bench.adb import AdbDevice

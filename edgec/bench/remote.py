@@ -5,7 +5,7 @@ Every call is ``ssh``/``scp`` with an argument list, ``BatchMode=yes`` (never a 
 ``ConnectTimeout`` and a per-call time limit, so ``~/.ssh/config``, agents and ProxyJump work as
 they do for the user and nothing can hang. Each run gets its own temp dir on the board
 (``mktemp -d``), removed afterwards whatever happened. Failures map to one-line ``DeviceError``s:
-unreachable (exit 12), auth (13), missing runtime (14), time-out (15), runner crash (16).
+unreachable (exit 20), auth (21), missing runtime (22), time-out (23), runner crash (24).
 
 ``EDGEC_SSH_OPTIONS`` adds ssh options to every call (e.g. ``-o UserKnownHostsFile=FILE``).
 """
