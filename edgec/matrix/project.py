@@ -113,10 +113,12 @@ def load_project(path: str | Path) -> Project:
     if errors:
         err = errors[0]
         path_ = list(err.path)
+        if err.validator == "additionalProperties":  # point at the unknown key itself
+            path_.append(sorted(set(err.instance) - set(err.schema.get("properties", {})))[0])
         more = f"; and {len(errors) - 1} more problem(s)" if len(errors) > 1 else ""
         raise ProjectError(f"field {_field(path_)}: {_schema_error(err)}{more}",
                            where=f"{where}:{_line_of(root, path_)}",
-                           hint=f"the schema is {SCHEMA_PATH.name} (see the README)")
+                           hint="the schema: edgec/matrix/edgec.schema.json; see the README, edgec matrix")
     return _resolve(p, root, data)
 
 
