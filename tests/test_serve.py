@@ -282,7 +282,7 @@ def test_sigterm_finishes_in_flight_requests_and_stops_the_workers(tiny_build):
         pids = s.get("/edgec/workers").json()["fp32"]["pids"]
         with ThreadPoolExecutor(8) as ex:
             futures = [ex.submit(infer_json, s, "cnn", "fp32", {"x": _x(i)}) for i in range(40)]
-            time.sleep(0.05)
+            futures[0].result()  # requests are flowing: the signal lands while others are in flight
             s.proc.send_signal(signal.SIGTERM)
             codes = []
             for f in futures:
