@@ -54,7 +54,8 @@ def main() -> int:
         d = Path(d)
         calibration, validation = photo_sets(d / "photos")
         cfg = edgec.BuildConfig(target="rpi4", out=str(d / "out"), cache_dir=str(d / "cache"), compare_routes=True,
-                                variants=("fp32",), validation_data=str(validation), **_source(args.source, d))
+                                variants=("fp32",), validation_data=str(validation), validation_samples=40,
+                                **_source(args.source, d))
         t0 = time.perf_counter()
         res = edgec.build(cfg)
         total = time.perf_counter() - t0

@@ -234,7 +234,7 @@ class _Build:
         if passed:
             from .route_compare import choose
 
-            cand, chain, fp32, steps, reason = choose(self, passed, inputs)
+            cand, chain, fp32, steps, reason = choose(self, passed, inputs, outputs)
             self.steps.extend(steps)
             return cand, chain, fp32, self._route_record(cand, reason, attempts)
         if fallback is None:
@@ -360,7 +360,7 @@ class _Build:
         manifest = self._manifest(src, route, chain, tflites, skipped, inputs, outputs, parity)
         manifest["route_search"] = search
         extra_routes = None
-        if getattr(self, "other_routes", None):  # --compare-routes: the other passing routes' variants
+        if getattr(self, "compared_routes", None):  # --compare-routes: the other passing routes' files
             from .route_compare import finish
 
             extra_routes = finish(self, search, src, inputs, outputs, fp32)

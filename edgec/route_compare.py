@@ -48,7 +48,12 @@ def pick(records: list[dict], target) -> tuple[int, str]:
     fits = [i for i, r in enumerate(records)
             if size_budget is None or r["measured"]["bytes"] <= size_budget * 1e6]
     pool = fits or list(range(len(records)))
+    whole = [i for i in pool if all(v.get("ok") for v in (records[i].get("variants") or {}).values())]
+    missing = {i: [v for v, r in (records[i].get("variants") or {}).items() if not r.get("ok")] for i in pool}
+    pool = whole or pool
     timed = [i for i in pool if records[i]["measured"].get("p50_ms") is not None]
+    if not whole:
+        missing = {}
     label = lambda i: " -> ".join(records[i]["route"])  # noqa: E731
     if not timed:
         i = pool[0]
@@ -60,9 +65,11 @@ def pick(records: list[dict], target) -> tuple[int, str]:
     others = "; ".join(f"{label(j)} {records[j]['measured']['p50_ms']:.2f} ms" for j in timed if j != i)
     tie = " (within 3 % of the fastest: a tie, the earlier route keeps it)" if p50 > best else ""
     size = f" and the {size_budget} MB size budget" if size_budget is not None and fits else ""
+    every = " with every variant within its parity budget" if whole else ""
+    left_out = "; ".join(f"{label(j)} left out: {', '.join(missing[j])} missed" for j in missing if missing[j] and whole)
     return i, (f"{label(i)}: fastest fp32 p50 on this machine ({p50:.2f} ms, {records[i]['measured']['threads']} "
-               f"threads){tie} among the {len(records)} routes within the fp32 parity budget{size} of "
-               f"{target.name}" + (f"; {others}" if others else ""))
+               f"threads){tie} among the {len(pool)} routes within the fp32 parity budget{every}{size} of "
+               f"{target.name}" + (f"; {others}" if others else "") + (f"; {left_out}" if left_out else ""))
 
 
 def cross_check(build, routes: list[tuple[str, object, dict]], inputs, outputs) -> dict:
@@ -136,11 +143,26 @@ def slug(n: int, converters: list[str]) -> str:
     return f"{n}-" + "-".join(converters)
 
 
-def choose(build, passed: list[tuple], inputs) -> tuple:
-    """Measure every passing route, pick one; the others wait for ``finish``. ``passed`` holds
-    ``(candidate, chain, fp32, steps, attempt record)``; returns the winner's first four and why."""
-    for _, _, fp32, _, rec in passed:
+def choose(build, passed: list[tuple], inputs, outputs=None) -> tuple:
+    """Measure every passing route and build its variants with their ledger, then pick one.
+    ``passed`` holds ``(candidate, chain, fp32, steps, attempt record)``; returns the winner's
+    first four and why. The winner's variants are built again by the build itself (cache hits)."""
+    from .parity import run_parity
+
+    src = passed[0][1][0]
+    for cand, chain, fp32, _, rec in passed:
         rec["measured"] = measure(build, fp32)
+        if len(build.variants) > 1:
+            n = len(build.steps)
+            tflites, skipped = build._variants(list(cand.converters), chain[-1], inputs, src, fp32, cand.settings)
+            rec["variant_steps"] = [{k: s.get(k) for k in ("name", "variant", "seconds", "cached", "tools",
+                                                            "transposes")} for s in build.steps[n:]]
+            del build.steps[n:]
+        else:
+            tflites, skipped = [fp32], []
+        outs = outputs or build._outputs_from(chain + tflites)
+        rec["variants"] = summarize_parity(run_parity(build, src, chain[1:], tflites, inputs, outs))
+        rec["skipped_variants"], rec["_tflites"] = skipped, tflites
     i, reason = pick([p[4] for p in passed], build.target)
     for n, p in enumerate(passed):
         p[4]["chosen"] = n == i
@@ -151,24 +173,17 @@ def choose(build, passed: list[tuple], inputs) -> tuple:
 
 
 def finish(build, search: dict, src, inputs, outputs, chosen_fp32):
-    """After the chosen route's build: every other passing route's variants and ledger, the
-    routes' outputs against each other, and a writer that puts their files under ``routes/``."""
+    """After the chosen route's build: the other routes' files under ``routes/``, and the routes'
+    outputs against each other; returns a writer for the staging directory."""
     from .formats import digest, size_of
-    from .parity import run_parity
 
     files: dict[str, Path] = {}
     labels = []
     for cand, chain, fp32, steps, rec in build.compared_routes:
         labels.append((" -> ".join(rec["route"]), fp32, rec))
+        tflites = rec.pop("_tflites", [fp32])
         if fp32 is chosen_fp32:
             continue
-        n = len(build.steps)
-        tflites, skipped = build._variants(list(cand.converters), chain[-1], inputs, src, fp32, cand.settings)
-        rec["variant_steps"] = [{k: s.get(k) for k in ("name", "variant", "seconds", "cached", "tools", "transposes")}
-                                for s in build.steps[n:]]
-        del build.steps[n:]
-        parity = run_parity(build, src, chain[1:], tflites, inputs, outputs)
-        rec["variants"], rec["skipped_variants"] = summarize_parity(parity), skipped
         folder = f"routes/{slug(len(labels), rec['converter'])}"
         rec["artifacts"] = []
         for a in tflites:
@@ -176,9 +191,6 @@ def finish(build, search: dict, src, inputs, outputs, chosen_fp32):
             files[rel] = Path(a.path)
             rec["artifacts"].append({"path": rel, "variant": a.variant, "bytes": size_of(a.path),
                                      "sha256": a.meta.get("sha256") or digest(a.path)})
-    for _, _, _, _, rec in build.compared_routes:
-        if rec.get("chosen"):
-            rec["variants"] = summarize_parity(build.chosen_parity) if getattr(build, "chosen_parity", None) else {}
     search["cross_check"] = cross_check(build, labels, inputs, outputs)
 
     def wrap(bundle):

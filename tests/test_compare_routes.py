@@ -31,6 +31,10 @@ def test_pick_fastest_within_budget_ties_keep_search_order():
     assert i == 1                                          # over the target's size budget
     i, why = pick([_rec(["a", "tflite"], None), _rec(["b", "tflite"], None)], rpi4)
     assert i == 0 and "search order" in why
+    fast_but_int8_misses = {**_rec(["fast", "tflite"], 5.0), "variants": {"fp32": {"ok": True}, "int8": {"ok": False}}}
+    slow_all_ok = {**_rec(["slow", "tflite"], 9.0), "variants": {"fp32": {"ok": True}, "int8": {"ok": True}}}
+    i, why = pick([fast_but_int8_misses, slow_all_ok], rpi4)
+    assert i == 1 and "every variant within its parity budget" in why and "fast -> tflite left out: int8" in why
 
 
 @pytest.fixture(scope="module")

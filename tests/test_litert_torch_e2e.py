@@ -27,6 +27,7 @@ SENTENCES = ["A man is eating food.", "A man is eating a piece of bread.", "The 
              "The quick brown fox jumps over the lazy dog near the river bank at dawn."]
 MAX_ABS, MIN_COSINE = 1e-3, 0.9999      # the acceptance of all-MiniLM-L6-v2 on either route
 CALIBRATION_SAMPLES = 48
+VALIDATION_SAMPLES = 40   # real photos from other scenes than the calibration's; 40 keeps 3 routes' ledgers short
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,8 @@ def _compare_build(d, photos, source: list[str], variants: str) -> tuple:
     out = d / "out"
     assert main(["build", *source, "--target", "rpi4", "-o", str(out), "-q", "--cache-dir", str(d / "cache"),
                  "--compare-routes", "--variants", variants, "--calibration-data", str(calibration),
-                 "--calibration-samples", str(CALIBRATION_SAMPLES), "--validation-data", str(validation)]) == 0
+                 "--calibration-samples", str(CALIBRATION_SAMPLES), "--validation-data", str(validation),
+                 "--validation-samples", str(VALIDATION_SAMPLES)]) == 0
     return out, json.loads((out / "manifest.json").read_text())
 
 
