@@ -131,3 +131,19 @@ def test_two_matrix_runners_share_the_s3_cache(s3, models, tmp_path):
     assert v.returncode == 0, v.stderr
     rep = json.loads(v.stdout)
     assert rep["entries"] >= 4 and rep["corrupt"] == []
+
+
+def test_any_fsspec_store_and_local_urls(tmp_path):
+    """A store without S3's conditional put (fsspec's memory://) publishes the same way; file:// and a
+    plain directory open the local cache."""
+    from edgec.cache import Cache, open_cache
+
+    key = step_key("s", "mem", {}, {})
+    a, b = (RemoteCache("memory://edgec-any/x", tmp_path / n) for n in ("a", "b"))
+    e = a.put(key, lambda out: (out.write_text("one"), {})[1])
+    assert not e.reused and b.get(key).output.read_text() == "one"
+    assert b.put(key, lambda out: (out.write_text("two"), {})[1]).reused
+    assert a.verify()["corrupt"] == []
+    for where in (f"file://{tmp_path / 'loc'}", str(tmp_path / "loc")):
+        c = open_cache(where)
+        assert type(c) is Cache and c.root == tmp_path / "loc"

@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled nn.Module (runs code!)")
     b.add_argument("--exporter", choices=["auto", "dynamo", "legacy"], help="torch.onnx exporter")
     b.add_argument("--opset", type=int, help="ONNX opset for torch export")
-    b.add_argument("--cache-dir", help="step cache directory (default: ~/.cache/edgec)")
+    b.add_argument("--cache-dir", help="step cache: a directory or an fsspec URL such as s3://bucket/prefix "
+                   "(default: ~/.cache/edgec)")
     b.add_argument("--no-cache", action="store_true", help="do not read or write the step cache")
     b.add_argument("--parity", choices=["fail", "warn"], help="on a parity budget miss: fail (exit 8) or warn")
     b.add_argument("--config", help="a saved config (JSON/YAML, or a build's manifest.json) to replay")
