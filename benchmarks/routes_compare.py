@@ -1,6 +1,7 @@
 """The routes of a `--compare-routes` build side by side, for EfficientNet-Lite0 (pretrained, from
-PyPI, via --factory): per route its conversion time (cold: a fresh cache), its fp32 TFLite's p50 on
-this machine, size and TRANSPOSE count.
+PyPI, via --factory): per route its attempt time (cold: a fresh cache; the conversion to fp32 plus
+the attempt's fp32 parity check on 40 real photos), its fp32 TFLite's p50 on this machine, size and
+TRANSPOSE count.
 
 The p50s are re-measured here in one run with the same thread count, the routes interleaved
 round by round (``--rounds``), each round edgec's timing loop per route, and the median of the
@@ -85,7 +86,7 @@ def main() -> int:
                          "transposes": mes.get("transposes"), "fp32_max_abs": (a.get("parity") or {}).get("max_abs")})
     print(f"EfficientNet-Lite0 ({args.source}), --compare-routes for rpi4, fp32; build {total:.1f} s; "
           f"p50: median of {args.rounds} interleaved rounds, {args.threads} threads")
-    print(f"{'route':45s} {'convert s':>9s} {'p50 ms':>8s} {'build p50':>9s} {'MB':>6s} {'TRANSPOSE':>9s} "
+    print(f"{'route':45s} {'attempt s':>9s} {'p50 ms':>8s} {'build p50':>9s} {'MB':>6s} {'TRANSPOSE':>9s} "
           f"{'max abs':>8s}  chosen")
     for r in rows:
         p50 = f"{r['p50_ms']:.2f}" if r["p50_ms"] is not None else "-"
