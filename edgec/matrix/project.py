@@ -134,7 +134,7 @@ def _resolve(p: Path, root, data: dict) -> Project:
             load_target(t if not t.endswith((".yaml", ".yml")) else str(base / t))
         except TargetError as exc:
             key = ["targets", i] if isinstance(targets, list) else ["targets", t]
-            raise ProjectError(f"field {_field(key)}: unknown target '{t}' ({exc.what})",
+            raise ProjectError(f"field {_field(key)}: unknown target '{t}'",
                                where=f"{where}:{_line_of(root, key)}", hint="see `edgec targets`") from None
     for name, m in data["models"].items():
         for f in PATH_FIELDS:
