@@ -52,6 +52,7 @@ def _assert_close(got: list[np.ndarray], ref: list[np.ndarray]) -> None:
 def test_every_registered_edge_has_a_test_here():
     tested = {"torchscript_to_onnx", "exported_program_to_onnx", "torch_module_to_onnx", "onnx_to_tf",
               "tf_to_tflite", "onnx_to_tflite", "keras_to_tf", "tf_to_onnx"}
+    tested |= {"torch_module_to_tflite", "exported_program_to_tflite"}  # litert-torch: tests/test_litert_torch.py
     assert {c.name for c in converters()} == tested
 
 
