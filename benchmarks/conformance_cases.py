@@ -454,18 +454,21 @@ def run_batch(cases: list[Path], work_root: Path, cache_dir: Path, timeout: floa
             except (OSError, ValueError):
                 return idx
 
+        def done_one(i: int) -> int:  # case i finished normally: its record, then the next index
+            w = works[i]
+            secs = float((w / "seconds").read_text()) if (w / "seconds").is_file() else 0.0
+            rec = _record(pending[i], w, 0, False, secs, timeout, keep, ops.get(pending[i].name))
+            records.append(rec)
+            if on_record:
+                on_record(rec)
+            return i + 1
+
         try:
             while True:
                 rc = proc.poll()
                 now_idx = reached()
                 while finished < now_idx:  # every case before the current one is done
-                    w = works[finished]
-                    secs = float((w / "seconds").read_text()) if (w / "seconds").is_file() else 0.0
-                    rec = _record(pending[finished], w, 0, False, secs, timeout, keep, ops.get(pending[finished].name))
-                    records.append(rec)
-                    if on_record:
-                        on_record(rec)
-                    finished += 1
+                    finished = done_one(finished)
                 if now_idx != idx:
                     idx, started = now_idx, time.perf_counter()
                 if rc is not None:
@@ -481,13 +484,7 @@ def run_batch(cases: list[Path], work_root: Path, cache_dir: Path, timeout: floa
         # the child writes len(cases) into ``current`` after the last case
         now_idx = reached()
         while finished < min(now_idx, len(pending)):
-            w = works[finished]
-            secs = float((w / "seconds").read_text()) if (w / "seconds").is_file() else 0.0
-            rec = _record(pending[finished], w, 0, False, secs, timeout, keep, ops.get(pending[finished].name))
-            records.append(rec)
-            if on_record:
-                on_record(rec)
-            finished += 1
+            finished = done_one(finished)
         if finished < len(pending):  # the child stopped in this case: it gets the blame, a new child the rest
             c = pending[finished]
             rec = _record(c, works[finished], rc, timed_out, round(time.perf_counter() - started, 2), timeout, keep,
