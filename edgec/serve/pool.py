@@ -176,13 +176,10 @@ class Worker:
                 self.conn.send(feed)
             if not self.conn.poll(timeout):
                 self.kill()
-                raise WorkerDied(f"variant '{self.variant.name}' ran past the {timeout:.0f} s request time limit; "
-                                 "its worker was stopped and is being replaced")
+                raise self._overran(timeout)
             msg = self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
-            self.proc.join(5)
-            raise WorkerDied(f"variant '{self.variant.name}''s worker died while running this request "
-                             f"({exit_reason(self.proc.exitcode)}); it is being replaced") from None
+            raise self._died() from None
         return self._result(msg)
 
     async def acall(self, feed: dict[str, np.ndarray], timeout: float) -> Result:
@@ -207,14 +204,20 @@ class Worker:
                 loop.remove_reader(fd)
             if not done:
                 self.kill()
-                raise WorkerDied(f"variant '{self.variant.name}' ran past the {timeout:.0f} s request time limit; "
-                                 "its worker was stopped and is being replaced")
+                raise self._overran(timeout)
             msg = self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
-            self.proc.join(5)
-            raise WorkerDied(f"variant '{self.variant.name}''s worker died while running this request "
-                             f"({exit_reason(self.proc.exitcode)}); it is being replaced") from None
+            raise self._died() from None
         return self._result(msg)
+
+    def _overran(self, timeout: float) -> WorkerDied:
+        return WorkerDied(f"variant '{self.variant.name}' ran past the {timeout:.0f} s request time limit; "
+                          "its worker was stopped and is being replaced")
+
+    def _died(self) -> WorkerDied:
+        self.proc.join(5)
+        return WorkerDied(f"variant '{self.variant.name}''s worker died while running this request "
+                          f"({exit_reason(self.proc.exitcode)}); it is being replaced")
 
     def _result(self, msg) -> Result:
         if msg[0] == "ok_shm":  # copied out: the slots belong to the next request
