@@ -791,7 +791,7 @@ def _parity_summary(parity: dict) -> dict:
 def run_tflite(path: Path, manifest: dict | None, inputs: list) -> list:
     """The fp32 TFLite on the case's inputs through edgec's runner; names and layouts from the manifest."""
     from edgec.formats import TensorSpec
-    from edgec.validate.runners import TFLiteRunner
+    from edgec.runtime.runners import TFLiteRunner
 
     ins = [TensorSpec.from_dict(d) for d in (manifest or {}).get("inputs", [])]
     outs = [TensorSpec.from_dict(d) for d in (manifest or {}).get("outputs", [])]

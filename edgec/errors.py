@@ -204,9 +204,9 @@ def require(module: str, *, extra: str = "convert", purpose: str = ""):
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         if module.split(".")[0] in _NOISY and module not in sys.modules:
-            from .native_log import captured
+            from edgec.logs import captured
 
-            with captured():  # absl's pre-init lines on import (see edgec.native_log)
+            with captured():  # absl's pre-init lines on import (see edgec.logs)
                 return importlib.import_module(module)
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment

@@ -111,7 +111,7 @@ def test_bench_artifact_here_and_estimated_elsewhere(built):
 
 
 def test_delegate_coverage_of_a_hybrid_model(built):
-    from edgec.delegates import coverage_for
+    from edgec.targets.delegates import coverage_for
     from edgec.targets import load_target
 
     _, result = built

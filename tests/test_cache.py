@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import edgec
-from edgec.cache import Cache, step_key
+from edgec.pipeline.cache import Cache, step_key
 
 
 def test_put_get_and_race(tmp_path):

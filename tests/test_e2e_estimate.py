@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 import edgec
-from edgec.estimate import estimate_artifact
-from edgec.opgraph import features, read_op_costs
+from edgec.bench.estimate import estimate_artifact
+from edgec.formats.opgraph import features, read_op_costs
 from edgec.targets import load_target
 
 pytestmark = pytest.mark.slow

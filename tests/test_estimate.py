@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from edgec.estimate import all_rows, estimate, loo_report
-from edgec.estimate_refs import REFERENCE_MODELS, load_table, reference_ops
-from edgec.opgraph import OpCost, features
+from edgec.bench.estimate import all_rows, estimate, loo_report
+from edgec.bench.estimate_refs import REFERENCE_MODELS, load_table, reference_ops
+from edgec.formats.opgraph import OpCost, features
 from edgec.targets import load_target
 
 # MobileNet v3 Small: the paper's 56 M MACs; the table's source lists 66 M.

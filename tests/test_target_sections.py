@@ -8,9 +8,9 @@ import json
 import pytest
 import yaml
 
-from edgec.compat import check_ops, needed_version
+from edgec.targets.compat import check_ops, needed_version
 from edgec.errors import TargetError
-from edgec.settings import resolve
+from edgec.targets.settings import resolve
 from edgec.targets import _profiles_dir, builtin_names, load_target
 
 

@@ -12,10 +12,10 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import InputError, UsageError
-from .devices import Device, LocalDevice
-from .stats import kept_samples, summarize
-from .timing import QUICK, LoopSettings
+from edgec.errors import InputError, UsageError
+from edgec.bench.devices import Device, LocalDevice
+from edgec.bench.stats import kept_samples, summarize
+from edgec.bench.timing import QUICK, LoopSettings
 
 # The measured keys of a record that could not be measured: present, and null, so readers need no guard.
 UNMEASURED = {"p50_ms": None, "p90_ms": None, "p99_ms": None, "runs": 0}
@@ -25,7 +25,7 @@ __all__ = ["bench_artifact", "bench", "LoopSettings", "QUICK", "LocalDevice", "D
 
 def variant_of(path: Path) -> str:
     """fp32 / fp16 / dynamic_int8 / int8 / int16x8, read from the graph's tensor types."""
-    from ..opgraph import constant_types, read_op_costs
+    from edgec.formats.opgraph import constant_types, read_op_costs
 
     ops = read_op_costs(path)
     if any(o.hybrid for o in ops):
@@ -52,7 +52,7 @@ def _size(path: Path) -> dict:
 
 
 def _versions() -> dict:
-    from ..pipeline import tool_versions
+    from edgec.environment import tool_versions
 
     return tool_versions(("ai-edge-litert", "onnxruntime", "tflite-runtime", "numpy"))
 
@@ -61,8 +61,8 @@ def bench_artifact(path, target, *, threads: int | None = None, loop: LoopSettin
                    inputs: str | None = None, seed: int = 0, variant: str | None = None, compat: bool = True,
                    device: Device | None = None) -> dict:
     """The bench record of one artifact for one target (see the README's Benchmarking section)."""
-    from ..formats import Format, detect_format, digest
-    from ..targets import TargetProfile, load_target
+    from edgec.formats import Format, detect_format, digest
+    from edgec.targets import TargetProfile, load_target
 
     target = target if isinstance(target, TargetProfile) else load_target(target)
     path = Path(path)
@@ -83,7 +83,7 @@ def bench_artifact(path, target, *, threads: int | None = None, loop: LoopSettin
               "sha256": digest(path), **_size(path)}
     machine = device.describe()
     if delegate == "cuda":
-        from .runtimes import cuda_status
+        from edgec.bench.runtimes import cuda_status
 
         ok, reason = cuda_status()
         if not ok:
@@ -92,7 +92,7 @@ def bench_artifact(path, target, *, threads: int | None = None, loop: LoopSettin
     if runtime == "onnxruntime" and variant == "fp16":
         return _onnx_fp16(record, path, target, device, n, why, loop, inputs, seed, compat)
     if getattr(device, "measure", None):  # a phone over adb: benchmark_model's numbers (bench/adb.py)
-        from .adb import fill_record
+        from edgec.bench.adb import fill_record
 
         fill_record(record, device.measure(path, n, delegate, loop), n, why, loop, device)
         return _extras(record, path, target, variant, runtime, compat, device)
@@ -117,7 +117,7 @@ def _onnx_fp16(record, path, target, device, n, why, loop, inputs, seed, compat)
     """fp16 on ONNX Runtime's CUDA EP: an fp16 copy of the fp32 ONNX (inputs/outputs stay float32)."""
     import tempfile
 
-    from .runtimes import fp16_onnx
+    from edgec.bench.runtimes import fp16_onnx
 
     with tempfile.TemporaryDirectory(prefix="edgec-fp16-") as tmp:
         half = fp16_onnx(path, Path(tmp) / "model_fp16.onnx")
@@ -140,9 +140,9 @@ def _extras(record, path, target, variant, runtime, compat, device=None) -> dict
     """Estimate, delegate coverage, runtime compatibility and budgets: all static, all labelled."""
     cov = None
     if runtime == "tflite":
-        from ..delegates import coverage_for
-        from ..estimate import estimate
-        from ..opgraph import features, read_op_costs
+        from edgec.targets.delegates import coverage_for
+        from edgec.bench.estimate import estimate
+        from edgec.formats.opgraph import features, read_op_costs
 
         cov = coverage_for(path, target)
         if cov is not None:
@@ -155,11 +155,11 @@ def _extras(record, path, target, variant, runtime, compat, device=None) -> dict
                     "the hand-overs are not in the estimate")
             record["estimate"] = est
         if compat and device is not None:  # against the runtime the board actually has
-            from .remote import board_compat
+            from edgec.bench.remote import board_compat
 
             record["compat"] = board_compat(path, target, device, record)
         elif compat:
-            from ..compat import check_artifact
+            from edgec.targets.compat import check_artifact
 
             record["compat"] = check_artifact(path, target)
     record["budgets"] = _budgets(record, target)
@@ -191,18 +191,18 @@ def bench(cfg) -> dict:
     """The API behind ``edgec bench``: a ``BenchConfig`` in, the record (and the gate's verdict) out."""
     loop = LoopSettings(cfg.warmup_s, cfg.min_runs, cfg.min_seconds, cfg.max_seconds)
     if getattr(cfg, "device_pool", None):
-        from .pool import bench_pool
+        from edgec.bench.pool import bench_pool
 
         return bench_pool(cfg, loop)
     device = None
     if getattr(cfg, "device", None):
-        from .devices import make_device
+        from edgec.bench.devices import make_device
 
         device = make_device(cfg.device)
     record = bench_artifact(cfg.artifact, cfg.target, threads=cfg.threads, loop=loop, inputs=cfg.inputs,
                             seed=cfg.seed, variant=cfg.variant, compat=cfg.compat, device=device)
     if cfg.baseline:
-        from .gate import compare, load_baseline
+        from edgec.bench.gate import compare, load_baseline
 
         record["gate"] = compare(load_baseline(cfg.baseline, record.get("variant")), record, cfg.fail_on)
     return record

@@ -13,14 +13,14 @@ import os
 import platform
 from pathlib import Path
 
-from ..errors import EdgecError
-from .devices import _cpu_model
-from .timing import QUICK
+from edgec.errors import EdgecError
+from edgec.bench.devices import _cpu_model
+from edgec.bench.timing import QUICK
 
 
 def _key(build, artifact, name: str) -> str:
-    from ..cache import step_key
-    from ..pipeline import tool_versions
+    from edgec.pipeline.cache import step_key
+    from edgec.environment import tool_versions
 
     t = build.target
     settings = {"artifact": name, "loop": QUICK.to_dict(), "threads": t.threads_here(),
@@ -32,7 +32,7 @@ def _key(build, artifact, name: str) -> str:
 
 
 def _measure(build, artifact, name: str) -> dict:
-    from . import UNMEASURED, bench_artifact
+    from edgec.bench import UNMEASURED, bench_artifact
 
     try:
         rec = bench_artifact(artifact.path, build.target, loop=QUICK, variant=artifact.variant)
@@ -61,16 +61,16 @@ def _one(build, artifact, name: str) -> dict:
 
 def bench_variants(build, chain: list, tflites: list) -> dict:
     """``{variant: record}`` for the manifest (the same record ``edgec bench --json`` prints)."""
-    from ..formats import Format
+    from edgec.formats import Format
 
     if build.target.runtime.name == "onnxruntime":
         onnx = next((a for a in chain if a.format is Format.ONNX), None)
         if onnx is None:
-            from . import UNMEASURED
+            from edgec.bench import UNMEASURED
 
             return {v: {"available": False, "variant": v, "reason": "no ONNX model in this build's route", **UNMEASURED}
                     for v in build.variants}
-        from ..formats import Artifact
+        from edgec.formats import Artifact
 
         out = {}
         for v in build.variants:
@@ -89,9 +89,9 @@ def bench_variants(build, chain: list, tflites: list) -> dict:
 def on_device(build, tflites: list, out: dict) -> None:
     """``record["device"]``: each variant measured on the real device (never cached: a board's state
     is not part of any key). A variant the board's runtime cannot load is recorded as such."""
-    from ..errors import UnsupportedModelError
-    from . import UNMEASURED, bench_artifact
-    from .devices import make_device
+    from edgec.errors import UnsupportedModelError
+    from edgec.bench import UNMEASURED, bench_artifact
+    from edgec.bench.devices import make_device
 
     device = make_device(build.cfg.device)
     for a in tflites:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..errors import UsageError
+from edgec.errors import UsageError
 
 
 def wanted(build) -> dict | None:
@@ -25,9 +25,9 @@ def device_stages(build, plan, feeds: Path, work: Path, numbers: dict) -> None:
     spec = wanted(build)
     if spec is None:
         return
-    from ..formats import Format
-    from ..validate.ledger import _with_metrics
-    from .devices import make_device
+    from edgec.formats import Format
+    from edgec.validate.ledger import _with_metrics
+    from edgec.bench.devices import make_device
 
     device = make_device(spec)
     if not hasattr(device, "outputs"):
@@ -47,9 +47,9 @@ def device_stages(build, plan, feeds: Path, work: Path, numbers: dict) -> None:
 def run_on_device(device, build, row: dict, plan, feeds: Path, out: Path) -> dict:
     import numpy as np
 
-    from ..errors import DeviceError, UnsupportedModelError
-    from ..validate.runners import TFLiteRunner, _back, _to
-    from ..validate.worker import ArrayStore, read_feeds
+    from edgec.errors import DeviceError, UnsupportedModelError
+    from edgec.runtime.runners import TFLiteRunner, _back, _to
+    from edgec.runtime.isolated import ArrayStore, read_feeds
 
     runner = TFLiteRunner(Path(row["artifact"].path), plan.inputs, plan.outputs, build.target.threads_here(),
                           row["hints"], io_map=row["io_map"])

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, UsageError
-from .stats import median_se
+from edgec.errors import InputError, UsageError
+from edgec.bench.stats import median_se
 
 METRICS = {"p50": 50, "p90": 90, "p99": 99, "mean": None, "min": 0}
 Z = 2.0   # one-sided, about 98 %

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import (DeviceAuthError, DeviceCrashError, DeviceRuntimeError, DeviceTimeoutError,
+from edgec.errors import (DeviceAuthError, DeviceCrashError, DeviceRuntimeError, DeviceTimeoutError,
                       DeviceUnreachableError, UsageError)
-from .devices import Device, Run
-from .timing import LoopSettings, Timing
+from edgec.bench.devices import Device, Run
+from edgec.bench.timing import LoopSettings, Timing
 
 HERE = Path(__file__).resolve().parent
 RUNNER_FILES = (HERE / "device_runner.py", HERE / "timing.py")
@@ -131,7 +131,7 @@ class SSHDevice(Device):
                 rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                     timeout=self.connect_timeout + 20).returncode
             except FileNotFoundError:
-                from ..errors import DependencyError
+                from edgec.errors import DependencyError
 
                 os.rmdir(ctl_dir)
                 raise DependencyError("the OpenSSH client ('ssh') is not installed here",
@@ -175,7 +175,7 @@ class SSHDevice(Device):
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except FileNotFoundError:
-            from ..errors import DependencyError
+            from edgec.errors import DependencyError
 
             raise DependencyError(f"the OpenSSH client ('{cmd[0]}') is not installed here",
                                   hint="install it: apt-get install openssh-client") from None
@@ -246,7 +246,7 @@ class SSHDevice(Device):
                                      hint="install numpy and ai-edge-litert (or tflite-runtime) for that python "
                                           "on the board, or point --device-python at one that has them")
         if p.returncode == 4:
-            from ..errors import UnsupportedModelError
+            from edgec.errors import UnsupportedModelError
 
             raise UnsupportedModelError(f"on the board: {result['error']}", where=self.name,
                                         hint="the board's runtime is older than the ops need: see `edgec bench "
@@ -282,9 +282,9 @@ class SSHDevice(Device):
             raise UsageError(f"a device over ssh runs TFLite models, not {runtime}", where=str(path))
         import numpy as np
 
-        from .runtimes import make_inputs
-        from ..formats import TensorSpec
-        from ..tflite_model import read_tflite
+        from edgec.bench.runtimes import make_inputs
+        from edgec.formats import TensorSpec
+        from edgec.formats.tflite import read_tflite
 
         info = read_tflite(Path(path))
         specs = [TensorSpec(t.name, tuple(t.shape), t.dtype) for t in info.inputs]
@@ -306,7 +306,7 @@ class SSHDevice(Device):
         if delegate in ("gpu", "nnapi"):
             notes.append(f"the profile's {delegate} delegate is not used by the ssh runner: measured on the "
                          "board's CPU with the runtime's default delegate (XNNPACK)")
-        from .runtimes import Session
+        from edgec.bench.runtimes import Session
 
         rows = [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
         session = Session(None, res["runtime"], res["runtime_version"], res["delegate"], res["threads"], rows, notes)
@@ -370,7 +370,7 @@ def board_compat(path: Path, target, device, record: dict) -> dict:
     with the board's own load of the model as the load result."""
     from dataclasses import replace
 
-    from ..compat import check_artifact
+    from edgec.targets.compat import check_artifact
 
     package, version = device.runtime()
     if package == "benchmark_model":  # adb: the binary prints no version; the profile's version, the phone's load

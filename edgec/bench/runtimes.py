@@ -11,8 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DependencyError, UsageError, require
-from ..formats import TensorSpec
+from edgec.errors import DependencyError, UsageError, require
+from edgec.formats import TensorSpec
 
 
 @dataclass
@@ -44,7 +44,7 @@ def make_inputs(specs: list[TensorSpec], npz: str | None, seed: int) -> tuple[di
         if missing:
             raise UsageError(f"the inputs file lacks {', '.join(missing)} (has {', '.join(data.files)})", where=npz)
         return {s.name: np.asarray(data[s.name], dtype=s.dtype) for s in specs}, f"file {npz}"
-    from ..loaders import random_inputs
+    from edgec.runtime.loaders import random_inputs
 
     return random_inputs(specs, seed=seed), f"synthetic: seeded random (seed {seed}; normal for float, 0-99 for int)"
 
@@ -52,8 +52,8 @@ def make_inputs(specs: list[TensorSpec], npz: str | None, seed: int) -> tuple[di
 def refuse_custom_ops(path: Path) -> None:
     """A model with custom ops runs only where those kernels are registered (MediaPipe's graph
     runtime, an app's own resolver): name them instead of letting the interpreter fail."""
-    from ..errors import UnsupportedOpsError
-    from ..tflite_model import read_tflite
+    from edgec.errors import UnsupportedOpsError
+    from edgec.formats.tflite import read_tflite
 
     custom = read_tflite(path).custom_ops()
     if custom:
@@ -75,7 +75,7 @@ def tflite_session(path: Path, threads: int, delegate: str, npz: str | None, see
         notes.append(f"the {delegate} delegate does not exist on this machine: measured on the CPU with XNNPACK")
         used = f"xnnpack (profile: {delegate})"
     refuse_custom_ops(path)
-    from ..native_log import captured
+    from edgec.logs import captured
 
     with captured():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
         interp = lite.Interpreter(model_path=str(path), **kwargs)

@@ -30,7 +30,7 @@ def add_parsers(sub, common, epilog: str) -> None:
                    "$GITHUB_STEP_SUMMARY when that is set)")
     b.add_argument("--output", "-o", metavar="FILE.json", help="also write the JSON record here (a future baseline)")
     b.add_argument("--json", action="store_true", help="print the record as JSON")
-    from .device_args import add_device_arguments
+    from edgec.cli.device_args import add_device_arguments
 
     add_device_arguments(b)  # --device ssh://... | adb://..., --device-pool devices.yaml
 
@@ -44,11 +44,11 @@ def add_parsers(sub, common, epilog: str) -> None:
 
 
 def cmd_bench(args) -> int:
-    from ..bench import bench
-    from ..bench.gate import markdown
-    from ..bench.report import render
-    from ..config import BenchConfig
-    from .device_args import device_spec
+    from edgec.bench import bench
+    from edgec.bench.gate import markdown
+    from edgec.bench.report import render
+    from edgec.pipeline.config import BenchConfig
+    from edgec.cli.device_args import device_spec
 
     cfg = BenchConfig(artifact=args.artifact, target=args.target, threads=args.threads, variant=args.variant,
                       warmup_s=args.warmup, min_runs=args.min_runs, min_seconds=args.min_seconds, inputs=args.inputs,
@@ -56,7 +56,7 @@ def cmd_bench(args) -> int:
                       device=device_spec(args), device_pool=args.device_pool)
     record = bench(cfg)
     if "pool" in record:  # --device-pool: one record per board
-        from ..bench.pool import render_pool
+        from edgec.bench.pool import render_pool
 
         print(json.dumps(record, indent=2, default=str) if args.json else render_pool(record))
         return 0 if record["ok"] else next(r["exit_code"] for r in record["boards"] if "error" in r)
@@ -77,18 +77,18 @@ def cmd_bench(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from ..errors import UsageError
-    from ..targets import load_target
+    from edgec.errors import UsageError
+    from edgec.targets import load_target
 
     target = load_target(args.target)
     out: dict = {}
     if args.loo or not args.artifact:
-        from ..estimate import loo_report
+        from edgec.bench.estimate import loo_report
 
         out["leave_one_out"] = loo_report(target)
     if args.artifact:
-        from ..bench import variant_of
-        from ..estimate import estimate_artifact
+        from edgec.bench import variant_of
+        from edgec.bench.estimate import estimate_artifact
 
         if target.is_host:
             raise UsageError(f"{target.name} is this machine: measure it with `edgec bench`, not an estimate")
@@ -108,18 +108,18 @@ def _render_estimate(out: dict) -> str:
             lines.append(f"  {r['model']:<24} {r['device'][:28]:<28} {r['precision']:<5} {r['threads'] or '-':>2}t "
                          f"published {r['published_ms']:>7.2f} ms  predicted {pred:>7} ms  {err:>7}  [{r['source']}]")
     if "estimate" in out:
-        from ..bench.report import _estimate
+        from edgec.bench.report import _estimate
 
         lines += _estimate(out["estimate"])
     return "\n".join(lines)
 
 
 def resolved_settings(target, args) -> dict:
-    from ..settings import resolve
+    from edgec.targets.settings import resolve
 
     config = {}
     if getattr(args, "config", None):
-        from ..config import load_config_file
+        from edgec.pipeline.config import load_config_file
 
         config = load_config_file(args.config)
     cli = {"threads": getattr(args, "threads", None),

@@ -11,11 +11,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..errors import ConversionError, require
-from ..formats import Format
-from ..loaders import onnx_io, sanitize
-from . import Converter, StepContext, register
-from ._onnx2tf import run_onnx2tf
+from edgec.errors import ConversionError, require
+from edgec.formats import Format
+from edgec.runtime.loaders import onnx_io, sanitize
+from edgec.convert import Converter, StepContext, register
+from edgec.convert._onnx2tf import run_onnx2tf
 
 
 def layout_perm(src_shape, dst_shape, hinted_nhwc: bool | None = None):

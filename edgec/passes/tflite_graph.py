@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedModelError, require
+from edgec.errors import UnsupportedModelError, require
 
 TFLITE_IDENTIFIER = b"TFL3"
 BUFFER_ALIGNMENT = 16

@@ -2,7 +2,7 @@
 
 TFLite interpreters are not thread-safe, and a model can kill the process it runs in (litert has
 SIGABRTed in ``allocate_tensors``; a bad kernel can SIGSEGV). So each variant gets ``workers``
-child processes, each holding one ``edgec.validate.runners.TFLiteRunner`` (the runner the parity
+child processes, each holding one ``edgec.runtime.runners.TFLiteRunner`` (the runner the parity
 ledger uses, with its quantized-I/O handling), and a request borrows one idle worker for one
 inference. A worker that dies or hangs fails only the requests it was running (``WorkerDied``), is
 counted, and is replaced in the background; the server keeps answering.
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, RuntimeCrashError
-from .model import Variant
+from edgec.errors import InputError, RuntimeCrashError
+from edgec.serve.model import Variant
 
 LOAD_TIMEOUT_S = 180.0
 
@@ -84,9 +84,9 @@ def _worker_main(conn, path: str, inputs: list, outputs: list, threads: int, shm
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from ..formats import TensorSpec
-    from ..native_log import captured
-    from ..validate.runners import TFLiteRunner
+    from edgec.formats import TensorSpec
+    from edgec.logs import captured
+    from edgec.runtime.runners import TFLiteRunner
 
     try:
         shm = _attach(shm_name) if shm_name else None

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..formats import TensorSpec
-from .compare import merge, metrics, public
+from edgec.formats import TensorSpec
+from edgec.validate.compare import merge, metrics, public
 
 CHUNK_BYTES = 64 << 20
 SAMPLES = 8           # validation samples used to localize
@@ -92,7 +92,7 @@ class TFLiteTensors:
 
     def __init__(self, path: Path, source_inputs: list[TensorSpec], source_outputs: list[TensorSpec],
                  io_map: dict | None = None, threads: int = 0):
-        from .runners import TFLiteRunner
+        from edgec.runtime.runners import TFLiteRunner
 
         self.runner = TFLiteRunner(Path(path), source_inputs, source_outputs, threads, io_map=io_map,
                                    reference_kernels=True, preserve_all_tensors=True)
@@ -141,7 +141,7 @@ class TFLiteTensors:
         x = self.runner.interp.get_tensor(d["index"])
         q = d["quantization_parameters"]
         if np.dtype(d["dtype"]).kind in "iu" and len(q["scales"]):
-            from .runners import dequantize_array
+            from edgec.runtime.runners import dequantize_array
 
             return dequantize_array(x, q["scales"], q["zero_points"], q["quantized_dimension"])
         return np.asarray(x, dtype=np.float32)
@@ -160,8 +160,8 @@ class OnnxTensors:
     _COUNT = 32   # tensors per chunk while their sizes are unknown
 
     def __init__(self, path: Path, source_inputs: list[TensorSpec], threads: int = 0):
-        from ..errors import require
-        from .runners import OnnxRunner
+        from edgec.errors import require
+        from edgec.runtime.runners import OnnxRunner
 
         onnx = require("onnx", purpose="ONNX intermediates")
         self.runner = OnnxRunner(Path(path), source_inputs, threads)
@@ -377,7 +377,7 @@ def run_layer_task(task: dict) -> dict:
     else:
         ref = TFLiteTensors(Path(task["ref"]), specs_in, specs_out, task.get("ref_io_map"), threads)
     got = TFLiteTensors(Path(task["got"]), specs_in, specs_out, task.get("got_io_map"), threads)
-    from .worker import read_feeds
+    from edgec.runtime.isolated import read_feeds
 
     feeds = list(read_feeds(Path(task["inputs"]), task.get("samples", SAMPLES)))
     report = compare_layers(ref, got, feeds, task["limits"], task.get("top", TOP),

@@ -12,9 +12,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..errors import UsageError
-from ..formats import Format, TensorSpec, detect_format
-from .worker import ArrayStore, run_task, write_feeds
+from edgec.errors import UsageError
+from edgec.formats import Format, TensorSpec, detect_format
+from edgec.runtime.isolated import ArrayStore, run_task, write_feeds
 
 MAX_SAMPLES = 500  # outputs are compared on up to this many samples; layers on --samples
 
@@ -25,11 +25,11 @@ FLOAT_LIMITS = {"fp32": {"atol": 1e-4, "cosine": 0.99999}}
 
 def default_budget(path: Path, fmt: Format) -> tuple[str, dict]:
     """(kind, budget) for a model under test: its variant's default cosine budget."""
-    from .ledger import DEFAULT_BUDGETS
+    from edgec.validate.ledger import DEFAULT_BUDGETS
 
     if fmt is not Format.TFLITE:
         return "fp32", dict(FLOAT_LIMITS["fp32"])
-    from ..bench import variant_of
+    from edgec.bench import variant_of
 
     variant = variant_of(path)
     budget = FLOAT_LIMITS.get(variant) or {k: v for k, v in DEFAULT_BUDGETS[variant].items() if k != "top1"}
@@ -38,7 +38,7 @@ def default_budget(path: Path, fmt: Format) -> tuple[str, dict]:
 
 def _tflite_specs(path: Path, kind: str = "inputs") -> list[TensorSpec]:
     """A TFLite model's inputs (or outputs) by their signature names, in the model's order."""
-    from ..tflite_model import read_tflite
+    from edgec.formats.tflite import read_tflite
 
     info = read_tflite(path)
     tensors = info.inputs if kind == "inputs" else info.outputs
@@ -53,8 +53,8 @@ def _specs(path: Path, fmt: Format, shapes: dict) -> list[TensorSpec]:
                 for s in _tflite_specs(path)]
     from types import SimpleNamespace
 
-    from ..formats import Artifact
-    from ..sources import probe
+    from edgec.formats import Artifact
+    from edgec.pipeline.sources import probe
 
     cfg = SimpleNamespace(input_shapes=shapes, input_dtypes={})
     info = probe(Artifact(path, fmt), cfg)
@@ -67,9 +67,9 @@ def _run(path: Path, fmt: Format, inputs, outputs, feeds: Path, out: Path) -> di
         return run_task({"task": "tflite_outputs", "model": str(path), "inputs": str(feeds), "outputs": str(out),
                          "source_inputs": [s.to_dict() for s in inputs],
                          "source_outputs": [s.to_dict() for s in outputs]})
-    from ..loaders import load_torch
-    from .runners import runner_for
-    from .worker import read_feeds
+    from edgec.runtime.loaders import load_torch
+    from edgec.runtime.runners import runner_for
+    from edgec.runtime.isolated import read_feeds
 
     module = load_torch(path, fmt) if fmt in TORCH else None
     runner = runner_for(fmt, path, source_inputs=inputs, source_outputs=outputs, torch_module=module)
@@ -85,12 +85,12 @@ def _output_specs(a: Path, fa: Format, inputs, feeds: Path, work: Path) -> list[
     if fa is Format.TFLITE:
         return _tflite_specs(a, "outputs")
     if fa is Format.ONNX:
-        from ..loaders import load_onnx, onnx_io
+        from edgec.runtime.loaders import load_onnx, onnx_io
 
         return onnx_io(load_onnx(a))[1]
-    from ..loaders import load_torch
-    from .runners import TorchRunner
-    from .worker import read_feeds
+    from edgec.runtime.loaders import load_torch
+    from edgec.runtime.runners import TorchRunner
+    from edgec.runtime.isolated import read_feeds
 
     ys = TorchRunner(load_torch(a, fa)).infer(next(read_feeds(feeds, 1)))
     return [TensorSpec(f"output_{i}", tuple(y.shape), str(y.dtype)) for i, y in enumerate(ys)]
@@ -98,7 +98,7 @@ def _output_specs(a: Path, fa: Format, inputs, feeds: Path, work: Path) -> list[
 
 def _as_onnx(path: Path, fmt: Format, inputs, work: Path) -> Path:
     """A torch reference exported to ONNX for the layer walk (edgec's own exporter)."""
-    from ..convert import StepContext, converters
+    from edgec.convert import StepContext, converters
 
     conv = next(c for c in converters() if c.src is fmt and c.dst is Format.ONNX)
     out = work / "reference.onnx"
@@ -108,7 +108,7 @@ def _as_onnx(path: Path, fmt: Format, inputs, work: Path) -> Path:
 
 
 def _data(a: Path, inputs, data: str | None, synthetic: bool, preprocess: dict):
-    from .. import datasets
+    from edgec.data import datasets
 
     if data:
         pre = datasets.Preprocess(preprocess.get("image_resize"), preprocess.get("mean"), preprocess.get("std"),
@@ -141,9 +141,9 @@ def compare_models(a, b, *, data: str | None = None, synthetic: bool = False, sa
                    **preprocess) -> dict:
     """Compare model ``b`` with the reference ``a`` on the same inputs; the report names the first
     divergent layer (by B's tensor name) when one of them is a TFLite model."""
-    from .compare import verdict
-    from .ledger import _compare
-    from .localize import layer_limits
+    from edgec.validate.compare import verdict
+    from edgec.validate.ledger import _compare
+    from edgec.validate.localize import layer_limits
 
     a, b = Path(a), Path(b)
     fa, fb = detect_format(a), detect_format(b)
@@ -174,8 +174,8 @@ def compare_models(a, b, *, data: str | None = None, synthetic: bool = False, sa
 
 
 def render(r: dict) -> str:
-    from .localize import describe
-    from .table import HEADER, _row
+    from edgec.validate.localize import describe
+    from edgec.validate.table import HEADER, _row
 
     src = r["data"]
     lines = [f"A {r['a']} ({r['formats'][0]})  vs  B {r['b']} ({r['formats'][1]}, {r['b_kind']})",

@@ -1,0 +1,1 @@
+"""One runner per runtime (torch, onnxruntime, TensorFlow, TFLite), each with one lifecycle."""
