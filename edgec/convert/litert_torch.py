@@ -187,7 +187,7 @@ def _signature_of(path: Path | None) -> dict:
 
 def _io_map(inputs: list[TensorSpec], info, sig: dict, nhwc: list[int]) -> dict:
     """Source input i -> the signature's i-th input (litert-torch names them args_0, args_1, ...)."""
-    from edgec.convert.onnx_to_tf import layout_name
+    from edgec.formats.layout import layout_name
 
     tensors = {t.name: t for t in info.inputs + info.outputs}
     sig_io = info.signatures.get(sig.get("key") or "serving_default", {"inputs": {}, "outputs": {}})

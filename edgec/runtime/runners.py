@@ -23,7 +23,7 @@ def _inverse(perm):
 def match_io(source: list[TensorSpec], here: list[TensorSpec], hints: list[bool] | None = None) -> list[dict]:
     """Pair each source tensor with a tensor here (by name, sanitized name, then order) and find the
     permutation p with here.shape == source.shape[p]."""
-    from edgec.convert.onnx_to_tf import layout_perm
+    from edgec.formats.layout import layout_perm
 
     by_name = {t.name: t for t in here}
     by_clean = {sanitize(t.name.split(":")[0].replace("serving_default_", "")): t for t in here}
