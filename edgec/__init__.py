@@ -13,7 +13,7 @@ The public API (everything the CLI does, a Python user can do):
 Heavy frameworks (torch, TensorFlow, onnx2tf) are imported only when a step needs them.
 """
 
-__version__ = "0.1.0"
+from edgec.environment import __version__  # noqa: E402  (the ground floor)
 
 from edgec.bundle.options import BundleOptions  # noqa: E402  (light: dataclasses only)
 from edgec.pipeline.config import BenchConfig, BuildConfig  # noqa: E402  (light: dataclasses only)
@@ -46,8 +46,8 @@ def make_bundle(out, options=None, **kwargs):
 
 
 def compare_models(a, b, **kwargs):
-    """``edgec parity A B``: outputs compared, the first divergent layer named (``edgec.validate.pairwise``)."""
-    from edgec.validate.pairwise import compare_models as _compare
+    """``edgec parity A B``: outputs compared, the first divergent layer named (``edgec.pipeline.pairwise``)."""
+    from edgec.pipeline.pairwise import compare_models as _compare
 
     return _compare(a, b, **kwargs)
 

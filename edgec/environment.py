@@ -9,7 +9,8 @@ import functools
 import os
 import platform
 
-from edgec import __version__
+__version__ = "0.1.0"  # the one place (pyproject.toml reads it)
+
 
 ENV_PACKAGES = ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "tf-keras", "keras", "tf2onnx",
                 "ai-edge-litert", "onnxsim", "onnxscript", "numpy", "protobuf", "flatbuffers")

@@ -100,16 +100,3 @@ def check_spec(spec: dict, where: str = "--device") -> dict:
         raise UsageError("--parity-on-device needs an ssh:// board: adb's benchmark_model returns no outputs",
                          where=where, hint="drop --parity-on-device for a phone, or use a board over ssh")
     return spec
-
-
-def make_device(spec: dict) -> Device:
-    """The Device for a spec: ``ssh://`` -> ``remote.SSHDevice``, ``adb://`` -> ``adb.AdbDevice``."""
-    check_spec(spec)
-    timeout = float(spec["timeout"]) if spec.get("timeout") else None
-    if spec["url"].startswith("ssh://"):
-        from edgec.bench.remote import SSHDevice
-
-        return SSHDevice(spec["url"], spec.get("python") or "python3", spec.get("key"), timeout=timeout)
-    from edgec.bench.adb import AdbDevice
-
-    return AdbDevice(spec["url"], spec.get("benchmark_binary"), timeout=timeout)

@@ -174,8 +174,8 @@ def on_every_board(boards: list[Board], fn: Callable[[Board], dict], wait_s: flo
 
 def bench_pool(cfg, loop) -> dict:
     """``edgec bench --device-pool FILE --target T``: the artifact on every board of T."""
-    from edgec.bench import bench_artifact
-    from edgec.bench.devices import make_device
+    from edgec.bench.measure import bench_artifact
+    from edgec.bench.connect import make_device
 
     boards = matching(load_pool(cfg.device_pool), cfg.target)
     if not boards:

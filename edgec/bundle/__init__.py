@@ -99,7 +99,7 @@ def bundle(out, options: BundleOptions | None = None, *, mean=None, std=None, pa
     """(Re-)create ``OUT/bundle/`` and ``OUT/bundle.zip`` from the finished build in ``out``.
     ``options`` default to the build's own; ``mean``/``std`` (per channel, pixels / 255) override
     the build config's normalization."""
-    from edgec.pipeline.build import load_manifest
+    from edgec.formats.manifest import load_manifest
     from edgec.bundle.make import make_bundle
 
     out = Path(out)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec import __version__
+from edgec.environment import __version__
 from edgec.formats.metadata.spec import AssociatedFile, ModelMeta, Normalization, ScoreCalibration, TensorMeta
 from edgec.formats.metadata.writer import min_parser_version
 from edgec.bundle.options import BundleOptions

@@ -11,10 +11,10 @@ import time
 import zipfile
 from pathlib import Path
 
-from edgec import __version__
+from edgec.environment import __version__
 from edgec.errors import ParityError, UsageError
 from edgec.formats import digest
-from edgec.passes import tflite_graph as g
+from edgec.formats import tflite_graph as g
 from edgec.bundle.options import BundleOptions
 from edgec.bundle.plan import ModelPlan, SourceNormalization, plan_models
 
@@ -131,7 +131,11 @@ def make_bundle(manifest: dict, models: dict[str, Path], opts: BundleOptions, no
     if not models:
         raise UsageError("no built TFLite variant to bundle", where="bundle.variants",
                          hint=f"bundle.variants {list(opts.variants or [])} names none of the built variants")
+    from edgec.bundle.describe import describe
+
     plans = plan_models(manifest, models, opts, norm)           # every refusal happens here
+    for p in plans:
+        p.meta = describe(p, manifest, opts, norm, p.classes)     # (and here, for the metadata)
     root = dest / "bundle"
     root.mkdir()
     records = [write_model(p, root, threads) for p in plans]

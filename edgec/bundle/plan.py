@@ -78,8 +78,9 @@ class ModelPlan:
     inputs: list[TensorPlan]
     outputs: list[TensorPlan]
     dequantize_outputs: bool
-    meta: ModelMeta | None = None
+    meta: ModelMeta | None = None       # the TFLite metadata (edgec.bundle.describe), set by the bundle maker
     files: dict[str, bytes] = field(default_factory=dict)
+    classes: int | None = None          # the classifier's class count, where it is one
 
 
 def is_image(shape, layout: str | None) -> tuple[bool, int | None]:
@@ -213,7 +214,6 @@ def plan_models(manifest: dict, models: dict[str, Path], opts: BundleOptions,
                 norm: SourceNormalization) -> list[ModelPlan]:
     """One plan per variant; refuses (naming the field) before anything is written."""
     from edgec.formats.tflite import read_tflite
-    from edgec.bundle.describe import describe
 
     io = manifest["tflite_io"]
     layouts = {r["source"]: r.get("layout") for r in io["inputs"]}
@@ -237,7 +237,6 @@ def plan_models(manifest: dict, models: dict[str, Path], opts: BundleOptions,
             texts[CALIBRATION_FILE] = read_calibration(opts.score_calibration, classes, out.source)
         plan = ModelPlan(variant, Path(path), f"model_{variant}.tflite", task, inputs, outputs,
                          dequantize_outputs=task == "image_classifier")
-        plan.files = dict(texts)
-        plan.meta = describe(plan, manifest, opts, norm, classes)
+        plan.files, plan.classes = dict(texts), classes
         plans.append(plan)
     return plans

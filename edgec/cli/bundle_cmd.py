@@ -76,7 +76,7 @@ def add_parsers(sub, common, epilog: str) -> None:
 def cmd_bundle(args) -> int:
     from edgec.bundle import BundleOptions, bundle
     from edgec.pipeline.config import parse_floats
-    from edgec.pipeline.build import load_manifest
+    from edgec.formats.manifest import load_manifest
 
     base = (load_manifest(args.out).get("config") or {}).get("bundle") or {}
     flags = _option_flags(args)

@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.version:
-        from edgec import __version__
+        from edgec.environment import __version__
 
         print(f"edgec {__version__}")
         return 0

@@ -84,7 +84,7 @@ def cmd_parity(args) -> int:
 
     from edgec.pipeline.config import parse_shape
     from edgec.errors import UsageError
-    from edgec.validate.pairwise import compare_models, render
+    from edgec.pipeline.pairwise import compare_models, render
 
     budget = {}
     for text in args.budget:

@@ -14,7 +14,7 @@ import time
 from html import escape
 from pathlib import Path
 
-from edgec import __version__
+from edgec.environment import __version__
 from edgec.errors import InputError, UsageError
 
 SCHEMA = "edgec.matrix/1"
@@ -52,7 +52,7 @@ def gate(record: dict, baseline_path: str | None, fail_on: str = "p50:+10%") -> 
                         fail_on)
             rows.append({"cell": c["cell"], "variant": v, **{k: g.get(k) for k in
                          ("verdict", "ok", "baseline_ms", "current_ms", "change_pct", "bound_ms")}})
-    measured = [r for r in rows if r["verdict"] != "skipped"]
+    measured = [r for r in rows if r["verdict"] not in ("skipped", "unmeasured")]  # the matrix's own rule below
     if not measured:
         verdict, ok = "nothing measured", False
     elif all(r["ok"] for r in measured):

@@ -41,23 +41,33 @@ def default_cache_dir() -> Path:
     return Path(base) / "edgec"
 
 
-@functools.lru_cache(maxsize=1)
-def code_digest() -> str:
-    """A digest of edgec's own conversion code, so a changed converter or pass invalidates its
-    cached outputs even within one release."""
+DEFAULT_CODE = ("convert", "passes", "formats")  # what shapes a conversion step's output
+
+
+@functools.lru_cache(maxsize=None)
+def code_digest(parts: tuple[str, ...] = DEFAULT_CODE) -> str:
+    """A digest of the edgec code that shapes a cached result, so a changed converter, pass, ledger
+    or bench loop invalidates its cached outputs even within one release. ``parts`` are packages
+    (``"validate"``: every module under it) or modules (``"pipeline/bench_step.py"``) of edgec."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
-    for sub in ("convert", "passes"):
-        for p in sorted((root / sub).glob("*.py")):
-            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    for part in sorted(set(parts)):
+        files = [root / part] if part.endswith(".py") else sorted((root / part).rglob("*.py"))
+        if not files or not all(f.is_file() for f in files):
+            raise ValueError(f"code_digest: no edgec code at {part!r}")
+        for f in files:
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
 
-def step_key(step: str, input_sha: str, settings: dict, tools: dict[str, str]) -> str:
-    from edgec import __version__
+def step_key(step: str, input_sha: str, settings: dict, tools: dict[str, str],
+             code: tuple[str, ...] = DEFAULT_CODE) -> str:
+    """The cache key of a step: its input's bytes, its settings, the tools' versions, edgec's version
+    and a digest of the edgec code (``code``) that shapes its result."""
+    from edgec.environment import __version__
 
     blob = json.dumps({"step": step, "input": input_sha, "settings": settings, "tools": tools,
-                       "edgec": __version__, "code": code_digest()},
+                       "edgec": __version__, "code": code_digest(tuple(sorted(set(code))))},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -88,6 +98,12 @@ class Cache:
             raise OutputError(f"cannot create the cache directory ({exc.strerror})", where=str(self.root),
                               hint="pass --cache-dir to a writable place, or --no-cache") from exc
         self._sweep_stale()
+
+    @staticmethod
+    def key(step: str, input_sha: str, settings: dict, tools: dict[str, str],
+            code: tuple[str, ...] = DEFAULT_CODE) -> str:
+        """``step_key``, for the layers that get the cache handed in (the ledger) and do not import it."""
+        return step_key(step, input_sha, settings, tools, code)
 
     def close(self) -> None:
         if self._owned_tmp is not None:

@@ -26,7 +26,7 @@ TIE = 0.03   # p50s within 3 % of each other are a tie on a shared 2-core machin
 
 def measure(build, fp32) -> dict:
     """p50 here, size, op histogram, TRANSPOSE count and delegate coverage of one route's fp32 TFLite."""
-    from edgec.bench.build import _one
+    from edgec.pipeline.bench_step import _one
     from edgec.targets.delegates import coverage_for
     from edgec.formats import size_of
     from edgec.formats.tflite import read_tflite
@@ -148,19 +148,20 @@ def choose(build, passed: list[tuple], inputs, outputs=None) -> tuple:
     ``passed`` holds ``(candidate, chain, fp32, steps, attempt record)``; returns the winner's
     first four and why. The winner's variants are built again by the build itself (cache hits)."""
     from edgec.pipeline.parity import run_parity
+    from edgec.pipeline.steps import build_variants, outputs_from
 
     src = passed[0][1][0]
     for cand, chain, fp32, _, rec in passed:
         rec["measured"] = measure(build, fp32)
         if len(build.variants) > 1:
             n = len(build.steps)
-            tflites, skipped = build._variants(list(cand.converters), chain[-1], inputs, src, fp32, cand.settings)
+            tflites, skipped = build_variants(build, list(cand.converters), chain[-1], inputs, src, fp32, cand.settings)
             rec["variant_steps"] = [{k: s.get(k) for k in ("name", "variant", "seconds", "cached", "tools",
                                                             "transposes")} for s in build.steps[n:]]
             del build.steps[n:]
         else:
             tflites, skipped = [fp32], []
-        outs = outputs or build._outputs_from(chain + tflites)
+        outs = outputs or outputs_from(chain + tflites)
         rec["variants"] = summarize_parity(run_parity(build, src, chain[1:], tflites, inputs, outs))
         rec["skipped_variants"], rec["_tflites"] = skipped, tflites
     i, reason = pick([p[4] for p in passed], build.target)

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edgec import __version__
+from edgec.environment import __version__
 from edgec.serve import classify as cls
 from edgec.serve.metrics import Metrics
 from edgec.serve.model import ServedModel, Variant

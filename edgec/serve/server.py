@@ -11,7 +11,10 @@ import signal
 import socket
 
 from edgec.errors import DependencyError, UsageError, require
-from edgec.serve import ServeConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgec.serve import ServeConfig
 
 
 def _threads(cfg: ServeConfig) -> int:

@@ -25,7 +25,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edgec.pipeline.cache import step_key
 from edgec.formats import Artifact, Format, TensorSpec, size_of
 from edgec.validate.compare import merge, metrics, public, verdict
 from edgec.runtime.isolated import ArrayStore, run_task, stage_progress, start_task, write_feeds
@@ -91,6 +90,7 @@ class _Plan:
 # side: the TF child starts with the source's and keeps running while the TFLite children run.
 RUNTIMES = {Format.TORCHSCRIPT: "torch", Format.EXPORTED_PROGRAM: "torch", Format.TORCH_MODULE: "torch",
             Format.ONNX: "onnxruntime", Format.SAVED_MODEL: "tensorflow", Format.KERAS: "keras"}
+LEDGER_CODE = ("validate", "runtime", "data", "formats")  # the code that shapes the cached numbers
 OUTPUTS_CACHE_BYTES = 64 << 20   # a stage's outputs up to this size are cached for the next ledger
 _RECORD = "record.json"
 
@@ -197,8 +197,8 @@ class _Outputs:
     def key(self, a: Artifact, how: dict) -> str:
         from edgec.environment import tool_versions
 
-        return step_key("parity-outputs", a.meta["sha256"], {**self.common, "format": a.format.value, **how},
-                        tool_versions(TOOLS))
+        return self.build.cache.key("parity-outputs", a.meta["sha256"], {**self.common, "format": a.format.value,
+                                    **how}, tool_versions(TOOLS), code=LEDGER_CODE)
 
     def reuse(self, key: str, name: str) -> dict | None:
         entry = self.build.cache.get(key)
@@ -296,9 +296,9 @@ def _compute(build, plan: _Plan, validation, work: Path) -> dict:
                                                         name, None)
             else:
                 later.append(row)
-        from edgec.bench.device_parity import device_stages
+        from edgec.validate.device_parity import device_stages
 
-        device_stages(build, plan, feeds, work, numbers)  # --parity-on-device: "tflite:V on DEVICE" rows
+        device_stages(build, plan, feeds, work, numbers, _with_metrics)  # --parity-on-device: "tflite:V on DEVICE" rows
         for row in later:
             with build.progress.step(f"parity: {row['name']}"):
                 numbers["stages"][row["name"]] = _with_metrics({"previous": row["previous"],
@@ -434,9 +434,9 @@ def _localize(build, name: str, st: dict, plan: _Plan, validation) -> dict:
         return {"note": note, "first_divergent": None}
     limits = layer_limits(st["budget"])
     n = min(SAMPLES, len(validation.samples))
-    key = step_key("localize", got["artifact"].meta["sha256"],
-                   {"ref": ref["artifact"].meta["sha256"], "validation": validation.sha256, "samples": n,
-                    "limits": limits, "v": LEDGER_VERSION}, {})
+    key = build.cache.key("localize", got["artifact"].meta["sha256"],
+                          {"ref": ref["artifact"].meta["sha256"], "validation": validation.sha256, "samples": n,
+                           "limits": limits, "v": LEDGER_VERSION}, {}, code=LEDGER_CODE)
     entry = build.cache.get(key)
     if entry is not None:
         loc = json.loads(entry.output.read_text())
@@ -467,11 +467,11 @@ def run_ledger(build, src: Artifact, chain: list[Artifact], tflites: list[Artifa
     shas = [src.meta["sha256"]] + [a.meta["sha256"] for a in stages]
     from edgec.environment import tool_versions
 
-    key = step_key("parity", shas[0], {"stages": shas, "names": [r["name"] for r in plan.rows],
-                                       "validation": validation.sha256, "threads": build.target.threads_here(),
-                                       "constants": _constants_digest(plan), "v": LEDGER_VERSION},
-                   tool_versions(TOOLS))
-    from edgec.bench.device_parity import wanted
+    key = build.cache.key("parity", shas[0], {"stages": shas, "names": [r["name"] for r in plan.rows],
+                                              "validation": validation.sha256, "threads": build.target.threads_here(),
+                                              "constants": _constants_digest(plan), "v": LEDGER_VERSION},
+                          tool_versions(TOOLS), code=LEDGER_CODE)
+    from edgec.validate.device_parity import wanted
 
     on_device = wanted(build) is not None  # a device's rows are measured afresh, never cached
     entry = None if on_device else build.cache.get(key)

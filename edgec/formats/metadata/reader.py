@@ -23,7 +23,7 @@ _UNIT_NAMES = {v: k for k, v in vars(fb.ProcessUnitOptions).items() if not k.sta
 
 def metadata_bytes(data: bytes, where: str = "model") -> bytes | None:
     """The raw ``ModelMetadata`` flatbuffer of a model, or None when it has none."""
-    from edgec.passes.tflite_graph import schema
+    from edgec.formats.tflite_graph import schema
 
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise InputError("not a TFLite flatbuffer (no TFL3 identifier)", where=where)

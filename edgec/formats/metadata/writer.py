@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 
 from edgec.errors import UsageError
-from edgec.passes import tflite_graph as g
+from edgec.formats import tflite_graph as g
 from edgec.formats.metadata._schema import fb
 from edgec.formats.metadata.spec import AssociatedFile, ModelMeta, TensorMeta
 

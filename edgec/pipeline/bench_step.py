@@ -28,7 +28,8 @@ def _key(build, artifact, name: str) -> str:
                 "budgets": t.budgets, "isa": t.device.isa, "variant": artifact.variant}
     host = {"host": platform.node(), "cpu": _cpu_model(), "cores": str(os.cpu_count())}
     return step_key("bench", artifact.meta.get("sha256", ""), settings,
-                    {**tool_versions(("ai-edge-litert", "onnxruntime", "tflite-runtime")), **host})
+                    {**tool_versions(("ai-edge-litert", "onnxruntime", "tflite-runtime")), **host},
+                    code=("bench", "runtime", "pipeline/bench_step.py"))
 
 
 def _measure(build, artifact, name: str) -> dict:
@@ -91,7 +92,7 @@ def on_device(build, tflites: list, out: dict) -> None:
     is not part of any key). A variant the board's runtime cannot load is recorded as such."""
     from edgec.errors import UnsupportedModelError
     from edgec.bench import UNMEASURED, bench_artifact
-    from edgec.bench.devices import make_device
+    from edgec.bench.connect import make_device
 
     device = make_device(build.cfg.device)
     for a in tflites:

@@ -20,14 +20,14 @@ def wanted(build) -> dict | None:
     return spec if spec.get("parity") and getattr(build, "final_ledger", False) else None
 
 
-def device_stages(build, plan, feeds: Path, work: Path, numbers: dict) -> None:
-    """Add a "NAME on DEVICE" stage after every TFLite stage of the ledger (in ``numbers``)."""
+def device_stages(build, plan, feeds: Path, work: Path, numbers: dict, with_metrics) -> None:
+    """Add a "NAME on DEVICE" stage after every TFLite stage of the ledger (in ``numbers``);
+    ``with_metrics`` is the ledger's comparison of a stage's outputs with the source's."""
     spec = wanted(build)
     if spec is None:
         return
     from edgec.formats import Format
-    from edgec.validate.ledger import _with_metrics
-    from edgec.bench.devices import make_device
+    from edgec.bench.connect import make_device
 
     device = make_device(spec)
     if not hasattr(device, "outputs"):
@@ -40,7 +40,7 @@ def device_stages(build, plan, feeds: Path, work: Path, numbers: dict) -> None:
         with build.progress.step(f"parity: {here}"):
             rec = run_on_device(device, build, row, plan, feeds, work / here)
         rec["previous"] = name  # compared with the source and with the host's run of the same variant
-        numbers["stages"][here] = _with_metrics(rec, work, here, None)
+        numbers["stages"][here] = with_metrics(rec, work, here, None)
         order.insert(order.index(name) + 1, here)
 
 
