@@ -45,11 +45,11 @@ DEFAULT_CODE = ("convert", "passes", "formats")  # what shapes a conversion step
 
 
 @functools.lru_cache(maxsize=None)
-def code_digest(parts: tuple[str, ...] = DEFAULT_CODE) -> str:
+def code_digest(parts: tuple[str, ...] = DEFAULT_CODE, root: Path | None = None) -> str:
     """A digest of the edgec code that shapes a cached result, so a changed converter, pass, ledger
     or bench loop invalidates its cached outputs even within one release. ``parts`` are packages
     (``"validate"``: every module under it) or modules (``"pipeline/bench_step.py"``) of edgec."""
-    root = Path(__file__).resolve().parents[1]
+    root = root or Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for part in sorted(set(parts)):
         files = [root / part] if part.endswith(".py") else sorted((root / part).rglob("*.py"))
