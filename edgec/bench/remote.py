@@ -1,5 +1,6 @@
 """A board behind SSH (``--device ssh://USER@HOST[:PORT]``): the system OpenSSH client runs edgec's
-runner (``device_runner.py`` + ``timing.py``) on it with the board's own python and TFLite runtime.
+runner (``device_runner.py``, ``timing.py`` and the runtime layer's ``tflite.py``) on it with the
+board's own python and TFLite runtime.
 
 Every call is ``ssh``/``scp`` with an argument list, ``BatchMode=yes`` (never a password prompt),
 ``ConnectTimeout`` and a per-call time limit, so ``~/.ssh/config``, agents and ProxyJump work as
@@ -27,7 +28,8 @@ from edgec.bench.devices import Device, Run
 from edgec.bench.timing import LoopSettings, Timing
 
 HERE = Path(__file__).resolve().parent
-RUNNER_FILES = (HERE / "device_runner.py", HERE / "timing.py")
+# The runner, its timing loop, and edgec's TFLite runner (shipped as tflite.py: stdlib + numpy).
+RUNNER_FILES = (HERE / "device_runner.py", HERE / "timing.py", HERE.parent / "runtime" / "tflite.py")
 MARK = "EDGEC-RESULT "
 EXIT_MARK = "EDGEC-EXIT "
 CONNECT_TIMEOUT_S = 10
@@ -246,8 +248,15 @@ class SSHDevice(Device):
                                      hint="install numpy and ai-edge-litert (or tflite-runtime) for that python "
                                           "on the board, or point --device-python at one that has them")
         if p.returncode == 4:
-            from edgec.errors import UnsupportedModelError
+            from edgec.errors import UnsupportedModelError, UnsupportedOpsError
 
+            if result.get("custom_ops"):
+                rt = f"{result.get('runtime')} {result.get('runtime_version')} on {self.name}"
+                raise UnsupportedOpsError(f"TFLite runtime ({rt})", {op: ["(named by the board's runtime)"]
+                                                                    for op in result["custom_ops"]},
+                                          where=self.name, hint="the board's runtime has no kernel for these "
+                                          "custom ops: run the model with a runtime built with them registered "
+                                          "or a delegate that provides them, or convert the model without them")
             raise UnsupportedModelError(f"on the board: {result['error']}", where=self.name,
                                         hint="the board's runtime is older than the ops need: see `edgec bench "
                                              "--target` compat, or update the runtime on the board")

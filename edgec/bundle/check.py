@@ -19,52 +19,6 @@ FOLDED_MIN_COSINE = {"fp32": 0.99999, "fp16": 0.99999}   # other variants: DEFAU
 DEFAULT_MIN_COSINE = 0.999
 
 
-class _Lite:
-    """A model on ai-edge-litert, fed and read by signature name, in real (dequantized) values."""
-
-    def __init__(self, path: Path, threads: int):
-        from ai_edge_litert import interpreter as lite
-
-        self.interp = lite.Interpreter(model_path=str(path), num_threads=threads or None)
-        self.runner = self.interp.get_signature_runner("serving_default") \
-            if "serving_default" in self.interp.get_signature_list() else None
-        if self.runner is not None:
-            self.ins, self.outs = self.runner.get_input_details(), self.runner.get_output_details()
-        else:
-            self.interp.allocate_tensors()
-            self.ins = {d["name"]: d for d in self.interp.get_input_details()}
-            self.outs = {d["name"]: d for d in self.interp.get_output_details()}
-
-    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        args = {k: _quantize(v, self.ins[k]) for k, v in feed.items()}
-        if self.runner is not None:
-            res = self.runner(**args)
-        else:
-            for k, v in args.items():
-                self.interp.set_tensor(self.ins[k]["index"], v)
-            self.interp.invoke()
-            res = {k: self.interp.get_tensor(d["index"]) for k, d in self.outs.items()}
-        return {k: _dequantize(v, self.outs[k]) for k, v in res.items()}
-
-
-def _quantize(x: np.ndarray, d: dict) -> np.ndarray:
-    dtype = np.dtype(d["dtype"])
-    if x.dtype == dtype:
-        return x
-    scale, zp = d.get("quantization") or (0.0, 0)
-    if dtype.kind in "iu" and x.dtype.kind == "f" and scale:
-        info = np.iinfo(dtype)
-        return np.clip(np.round(x / scale + zp), info.min, info.max).astype(dtype)
-    return x.astype(dtype)
-
-
-def _dequantize(y: np.ndarray, d: dict) -> np.ndarray:
-    scale, zp = d.get("quantization") or (0.0, 0)
-    if y.dtype.kind in "iu" and scale:
-        return (y.astype(np.float64) - zp) * scale
-    return y
-
-
 def _feeds(plan: ModelPlan, rng) -> tuple[dict, dict]:
     """(parent feed, bundle feed) for one sample."""
     parent, child = {}, {}
@@ -93,12 +47,15 @@ def _random(t: TensorPlan, shape, rng) -> np.ndarray:
 def check_model(plan: ModelPlan, bundle_path: Path, changed: bool, threads: int = 0, seed: int = 0) -> dict:
     """Per-output metrics of the bundle model against its parent, and the verdict. ``changed``: the
     bundle changed the graph (a fold or a dequantized output), not only its metadata."""
-    parent, child = _Lite(plan.parent, threads), _Lite(bundle_path, threads)
+    # Each model fed by signature name in real values (quantized I/O converted by the runner).
+    from edgec.runtime.tflite import TFLite
+
+    parent, child = TFLite(plan.parent, threads=threads).load(), TFLite(bundle_path, threads=threads).load()
     rng = np.random.default_rng(seed)
     per_output: list[list[dict]] = [[] for _ in plan.outputs]
     for _ in range(SAMPLES):
         fp, fc = _feeds(plan, rng)
-        yp, yc = parent.run(fp), child.run(fc)
+        yp, yc = parent.infer(fp), child.infer(fc)
         for k, t in enumerate(plan.outputs):
             per_output[k].append(metrics(yp[t.sig_name], yc[t.sig_name]))
     budget = {"cosine": FOLDED_MIN_COSINE.get(plan.variant, DEFAULT_MIN_COSINE)} if changed else {"atol": 0.0}

@@ -34,6 +34,7 @@ from edgec.convert import Converter, StepContext, envs, register
 
 ENV = "litert"
 CHILD = Path(__file__).with_name("_litert_child.py")
+RUNTIME_TFLITE = Path(__file__).resolve().parents[1] / "runtime" / "tflite.py"  # the child reads signatures with it
 TIMEOUT_S = 1800.0
 TOOLS = ("litert-torch", "torch", "ai-edge-quantizer", "ai-edge-litert", "litert-converter")
 RECIPES = {"fp16": "float_casting (fp16 weights)", "dynamic_int8": "dynamic_wi8_afp32",
@@ -83,6 +84,7 @@ def _export_program(ctx: StepContext, fmt: Format, dst: Path) -> Path:
 
 
 def _child(task: dict, ctx: StepContext, what: str) -> dict:
+    task = {**task, "tflite_runner": str(RUNTIME_TFLITE)}
     res = envs.run(envs.get(ENV), CHILD, task, timeout=TIMEOUT_S, what=what, where=str(ctx.input))
     if res.get("stderr_tail"):
         ctx.log.append(res["stderr_tail"])

@@ -14,7 +14,7 @@ import warnings
 from edgec.errors import ConversionError, UnsupportedOpsError
 from edgec.formats import Format
 from edgec.runtime.loaders import load_torch, example_inputs
-from edgec.runtime.runners import _flatten
+from edgec.runtime.torch import flatten
 from edgec.convert import Converter, StepContext, register
 
 DYNAMO_OPSET = 20
@@ -36,7 +36,7 @@ def _export(ctx: StepContext, fmt: Format) -> dict:
     args = example_inputs(ctx.inputs)
     names = [s.name for s in ctx.inputs]
     with torch.no_grad():
-        n_out = len(_flatten(model(*args)))
+        n_out = len(flatten(model(*args)))
     out_names = ["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)]
     buf = io.StringIO()
     try:

@@ -135,18 +135,17 @@ def write_torchscript(path: Path) -> Path:
 
 def classify(tflite_path: Path, manifest: dict, photos=("chelsea", "coffee")) -> list[str]:
     """Top-1 of the built fp32 TFLite on real photos, laid out as the manifest says."""
-    from ai_edge_litert import interpreter as lite
+    from edgec.runtime.tflite import TFLite
 
     labels = imagenet_labels()
     row = manifest["tflite_io"]["inputs"][0]
-    interp = lite.Interpreter(model_path=str(tflite_path))
-    runner = interp.get_signature_runner("serving_default")
+    runner = TFLite(tflite_path)
     lines = []
     for name in photos:
         x = normalized_nchw(photo(name))
         if row.get("perm"):
             x = np.ascontiguousarray(x.transpose(row["perm"]))
-        logits = next(iter(runner(**{row["name"]: x}).values()))[0]
+        logits = next(iter(runner.infer({row["name"]: x}).values()))[0]
         p = np.exp(logits - logits.max())
         p /= p.sum()
         top = int(np.argmax(p))

@@ -324,6 +324,31 @@ def stage_progress(path: Path) -> tuple[dict, str | None]:
     return done, running
 
 
+def error_record(exc) -> dict:
+    """An ``EdgecError`` as JSON-able data, so that a parent can raise the same error (its class,
+    exit code and fields) with ``error_from``."""
+    extra = {k: v for k, v in vars(exc).items() if k not in ("what", "where", "hint")
+             and isinstance(v, (str, int, float, bool, list, dict, type(None)))}
+    return {"class": type(exc).__name__, "what": exc.what, "where": exc.where, "hint": exc.hint, "extra": extra}
+
+
+def error_from(result: dict):
+    """The ``EdgecError`` a child recorded (``result["error_record"]``), or None."""
+    rec = (result or {}).get("error_record")
+    if not rec:
+        return None
+    from edgec import errors
+
+    cls = getattr(errors, rec.get("class", ""), None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.EdgecError)):
+        cls = errors.EdgecError
+    exc = cls.__new__(cls)
+    exc.__dict__.update(rec.get("extra") or {})
+    exc.what, exc.where, exc.hint = rec.get("what", ""), rec.get("where"), rec.get("hint")
+    Exception.__init__(exc, exc.one_line())
+    return exc
+
+
 TASKS = {"tflite_outputs": _tflite_outputs, "layers": _layers, "framework_outputs": _framework_outputs}
 
 
@@ -359,7 +384,7 @@ def main(argv: list[str]) -> int:
     try:
         result = TASKS[task["task"]](task)
     except EdgecError as exc:
-        result = {"error": exc.one_line()}
+        result = {"error": exc.one_line(), "error_record": error_record(exc)}
     except Exception as exc:  # reported to the parent as this model's error, not a crash of the ledger
         result = {"error": f"{type(exc).__name__}: {str(exc)[:400]}"}
     Path(task["result"]).write_text(json.dumps(result, default=float))

@@ -284,10 +284,10 @@ def check_runtime_versions(model, where: str) -> None:
                           [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])])
     std = [o for o in model.opset_import if o.domain in ("", "ai.onnx", "ai.onnx.ml")]  # custom domains: the op scan's
     probe = helper.make_model(g, opset_imports=std, ir_version=model.ir_version)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4
+    from edgec.runtime.onnxruntime import OnnxRuntime
+
     try:
-        ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        OnnxRuntime(probe.SerializeToString(), log_level=4).load().close()
     except Exception as exc:  # onnxruntime raises its own exception types
         text = str(exc).strip().splitlines()[0]
         text = text.rsplit(") ", 1)[-1][:200]  # onnxruntime's reason, after its C++ signature

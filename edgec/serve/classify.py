@@ -8,7 +8,7 @@ import io
 
 import numpy as np
 
-from edgec.runtime.runners import dequantize_array
+from edgec.runtime.tflite import dequantize_array
 from edgec.serve.model import ImagePrep, ServedModel, Variant
 from edgec.serve.protocol import RequestError
 

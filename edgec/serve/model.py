@@ -86,7 +86,8 @@ def clean_name(name: str) -> str:
 
 
 def load_served(path: str | Path, name: str | None = None, variants: tuple[str, ...] | None = None) -> ServedModel:
-    """Read a build directory, a bundle (directory or .zip) or one .tflite; refuse custom ops up front."""
+    """Read a build directory, a bundle (directory or .zip) or one .tflite. A variant the runtime
+    cannot load (a custom op without a kernel) is refused when its workers load it (``edgec.serve.pool``)."""
     p = Path(path)
     if not p.exists():
         raise InputError("nothing to serve here: the path does not exist", where=str(p),
@@ -117,10 +118,6 @@ def load_served(path: str | Path, name: str | None = None, variants: tuple[str, 
             raise UsageError(f"--variants names {', '.join(unknown)}, which this {model.kind} does not have "
                              f"(it has {', '.join(model.variants)})", where=str(p))
         model.variants = {v: model.variants[v] for v in variants}
-    from edgec.bench.runtimes import refuse_custom_ops
-
-    for v in model.variants.values():
-        refuse_custom_ops(v.path)
     return model
 
 

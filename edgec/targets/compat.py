@@ -14,9 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-LOADERS = {"tflite-runtime": "tflite_runtime.interpreter", "ai-edge-litert": "ai_edge_litert.interpreter"}
-_LOAD_CODE = ("import sys\nfrom {mod} import Interpreter\n"
-              "i = Interpreter(model_path=sys.argv[1])\ni.allocate_tensors()\nprint('loaded')\n")
+LOADERS = {"tflite-runtime": "tflite_runtime", "ai-edge-litert": "ai_edge_litert"}  # distribution -> package
 
 
 def _vkey(v: str) -> tuple[int, ...]:
@@ -92,25 +90,33 @@ def installed_version(dist: str) -> str | None:
 
 
 def try_load(path: Path, package: str, timeout: float = 120) -> dict:
-    """Load (and allocate) the model with ``package``'s interpreter in a fresh Python process."""
-    mod = LOADERS.get(package)
-    if mod is None:
+    """Load (and allocate) the model with ``package``'s interpreter in a fresh Python process: the
+    runtime layer's TFLite runner run as a script (``edgec/runtime/tflite.py --probe``)."""
+    import json
+
+    from edgec.runtime import tflite
+
+    pkg = LOADERS.get(package)
+    if pkg is None:
         return {"attempted": False, "reason": f"no Python loader known for {package}"}
     version = installed_version(package)
     if version is None:
         return {"attempted": False, "reason": f"{package} is not installed here"}
     try:
-        p = subprocess.run([sys.executable, "-c", _LOAD_CODE.format(mod=mod), str(path)], capture_output=True,
-                           text=True, timeout=timeout)
+        p = subprocess.run([sys.executable, tflite.__file__, "--probe", str(path), "--package", pkg],
+                           capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"attempted": True, "package": package, "version": version, "loaded": False,
                 "error": f"timed out after {timeout:.0f} s"}
-    ok = p.returncode == 0 and "loaded" in p.stdout
-    err = "" if ok else _error_line(p.stderr, p.returncode)
+    line = next((ln for ln in reversed(p.stdout.splitlines()) if ln.startswith(tflite.PROBE_MARK)), None)
+    probe = json.loads(line[len(tflite.PROBE_MARK):]) if line else {}
+    ok = p.returncode == 0 and probe.get("loaded") is True
+    err = "" if ok else (probe.get("error") or _error_line(p.stderr, p.returncode))
     return {"attempted": True, "package": package, "version": version, "loaded": ok, **({"error": err} if err else {})}
 
 
 def _error_line(stderr: str, code: int) -> str:
+    """What a probe that died without a result left on stderr (an abort in the runtime)."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     for ln in lines:
         if "Didn't find op" in ln or "Op builtin_code out of range" in ln:
