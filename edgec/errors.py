@@ -178,6 +178,8 @@ EXIT_CODES: dict[int, str] = {
     9: DependencyError.__doc__.strip(),
     10: "benchmark regression: `edgec bench --baseline --fail-on` found the metric beyond its noise-aware bound",
     11: RuntimeCrashError.__doc__.strip(),
+    12: "`edgec bench --baseline --fail-on`: nothing to compare: the baseline or this run has no measurement "
+        "(--allow-unmeasured lets that pass)",
     17: "`edgec matrix`: one or more model@target builds failed (matrix.md lists each with its reason)",
     18: "`edgec cache verify`: corrupt cache entries were found (listed)",
     20: DeviceUnreachableError.__doc__.strip(),
