@@ -1,56 +1,20 @@
 """The published reference latencies and the models they were measured on, described op by op.
 
-The table (``targets/reference-latencies.csv``, shipped with the profiles) lists published TFLite /
-XNNPACK latencies with their source. The estimator needs each reference model's per-op costs in the
-same terms it reads from a ``.tflite`` graph (see ``opgraph``); those are computed here from the
-published architectures (MobileNet v1/v2/v3, EfficientNet-Lite0-4), with no framework and no download.
-The MACs this computes are checked against the table's own MACs column in the tests.
+The table (``targets/reference-latencies.csv``, shipped with the profiles and read by
+``edgec.targets.references``) lists published TFLite / XNNPACK latencies with their source. The
+estimator needs each reference model's per-op costs in the same terms it reads from a ``.tflite``
+graph (see ``opgraph``); those are computed here from the published architectures (MobileNet
+v1/v2/v3, EfficientNet-Lite0-4), with no framework and no download. The MACs this computes are
+checked against the table's own MACs column in the tests.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import math
-from dataclasses import dataclass
 
 from edgec.formats.opgraph import OpCost
-
-TABLE = "reference-latencies.csv"
-
-
-@dataclass(frozen=True)
-class RefRow:
-    model: str
-    device: str
-    runtime: str
-    precision: str
-    threads: int | None
-    latency_ms: float
-    macs_millions: float | None
-    conditions: str
-    source: str
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-@functools.lru_cache(maxsize=None)
-def load_table() -> tuple[RefRow, ...]:
-    from importlib import resources
-
-    text = resources.files("edgec.profiles").joinpath(TABLE).read_text()
-    rows = []
-    for r in csv.DictReader(io.StringIO(text)):
-        rows.append(RefRow(r["model"], r["device"], r["runtime"], r["precision"],
-                           int(r["threads"]) if r["threads"].strip().isdigit() else None, float(r["latency_ms"]),
-                           float(r["macs_millions"]) if r["macs_millions"] else None, r["conditions"], r["source"]))
-    return tuple(rows)
-
-
-def reference_rows(device: str, runtime: str) -> list[RefRow]:
-    return [r for r in load_table() if r.device == device and r.runtime == runtime]
+from edgec.targets.references import TABLE, RefRow, load_table, reference_rows  # noqa: F401  (the table's API)
 
 
 # -- the reference architectures, op by op ------------------------------------------------------

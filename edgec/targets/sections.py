@@ -58,11 +58,11 @@ def _check_constraints(dc: dict, where: str) -> None:
 
 
 def _check_reference(ref: dict, where: str) -> None:
-    from edgec.bench.estimate_refs import REFERENCE_MODELS, reference_rows
+    from edgec.targets.references import MODELS, reference_rows
 
     rows = ref.get("measurements", [])
     for i, row in enumerate(rows):
-        _check_measurement(row, f"reference.measurements[{i}]", where, REFERENCE_MODELS)
+        _check_measurement(row, f"reference.measurements[{i}]", where, MODELS)
     if not rows and not reference_rows(ref["device"], ref["runtime"]):
         raise TargetError(f"field 'reference.device' / 'reference.runtime' ({ref['device']!r}, {ref['runtime']!r}) "
                           "matches no row of the reference table", where=where,
