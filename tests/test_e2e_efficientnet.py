@@ -100,8 +100,8 @@ def test_html_report_renders_in_chromium(effnet_build, tmp_path):
 
 
 def test_bench_section_estimates_and_compat(effnet_build):
-    """The build measured every variant here, estimated it on the Pi, and caught the dynamic-range
-    variant that tflite-runtime 2.14 cannot load."""
+    """The build measured every variant here, estimated it on the Pi, and loaded every one with the
+    Pi's runtime (ai-edge-litert 2.1.0: nothing is flagged incompatible)."""
     from edgec.bench.estimate import estimate_artifact
     from edgec.targets import load_target
 
@@ -111,9 +111,10 @@ def test_bench_section_estimates_and_compat(effnet_build):
         r = bench[variant]
         assert r["p50_ms"] > 0 and r["runs"] >= 20 and r["conditions"]["runtime"] == "ai-edge-litert"
         assert r["estimate"]["estimated"] is True and r["estimate"]["device"].startswith("Raspberry Pi 4")
-    assert not bench["dynamic_int8"]["compat"]["ok"] and bench["fp32"]["compat"]["ok"]
+    assert all(bench[v]["compat"]["ok"] and bench[v]["compat"]["load"]["loaded"] for v in VARIANTS)
     phone = estimate_artifact(out / "model_fp32.tflite", load_target("android-arm64-cpu"), "fp32")
-    assert phone["low_ms"] <= 12.0 <= phone["high_ms"], phone  # Pixel 4, TFLite CPU: 12 ms (tensorflow/tpu)
+    # Pixel 4, TFLite CPU: 12 ms (tensorflow/tpu), a held-out row of the reference table: out of sample.
+    assert phone["low_ms"] <= 12.0 <= phone["high_ms"], phone
 
 
 def _ledger(m: dict) -> dict:
