@@ -242,12 +242,6 @@ def _tflite_outputs(task: dict) -> dict:
     return {"samples": n, "outputs": outputs, "infer_seconds": round(time.perf_counter() - t0, 3)}
 
 
-def _layers(task: dict) -> dict:
-    from edgec.validate.localize import run_layer_task
-
-    return run_layer_task(task)
-
-
 CRASH_HOOK = "EDGEC_TEST_CRASH_STAGE"  # tests only: the stage named here kills its worker with SIGFPE
 
 
@@ -349,7 +343,9 @@ def error_from(result: dict):
     return exc
 
 
-TASKS = {"tflite_outputs": _tflite_outputs, "layers": _layers, "framework_outputs": _framework_outputs}
+# The tasks this layer runs; the worker's entry point (``edgec.cli.worker``) adds the ones of the
+# layers above (``layers``: validate.localize's layer walk), which runtime must not import.
+TASKS = {"tflite_outputs": _tflite_outputs, "framework_outputs": _framework_outputs}
 
 
 def _standby(path: Path, preload: str, limit: float = 4 * 3600) -> bool:
@@ -373,7 +369,9 @@ def _standby(path: Path, preload: str, limit: float = 4 * 3600) -> bool:
     return True
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], tasks: dict | None = None) -> int:
+    """Run the task file ``argv[0]`` (or wait for it: ``--standby FILE PRELOAD``) with ``TASKS`` and
+    ``tasks`` (name -> function of the task dict)."""
     if argv and argv[0] == "--standby":
         if not _standby(Path(argv[1]), argv[2] if len(argv) > 2 else ""):
             return 0
@@ -382,7 +380,7 @@ def main(argv: list[str]) -> int:
     from edgec.errors import EdgecError
 
     try:
-        result = TASKS[task["task"]](task)
+        result = {**TASKS, **(tasks or {})}[task["task"]](task)
     except EdgecError as exc:
         result = {"error": exc.one_line(), "error_record": error_record(exc)}
     except Exception as exc:  # reported to the parent as this model's error, not a crash of the ledger

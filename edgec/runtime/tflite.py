@@ -158,7 +158,8 @@ def _version(package: str, module) -> str:
     try:
         return metadata.version(PACKAGES[package][1])
     except Exception:  # noqa: BLE001 - a vendored copy without dist metadata
-        return str(getattr(module, "__version__", None) or getattr(sys.modules.get(package), "__version__", "unknown"))
+        top = sys.modules.get(PACKAGES[package][0].split(".")[0])
+        return str(getattr(module, "__version__", None) or getattr(top, "__version__", None) or "unknown")
 
 
 def find_package(package: str = "auto"):
@@ -192,9 +193,10 @@ class TFLite(Runner):
     model has that signature, else by their graph names.
 
     ``package``: ai_edge_litert, tflite_runtime, tensorflow (tf.lite) or auto (the first of
-    ai_edge_litert, tflite_runtime that imports). ``delegate``:
-    default/xnnpack (the interpreter's default delegates) or none (the builtin kernels, every op
-    output kept apart: what layer localization reads). ``threads``: 0 leaves it to the runtime.
+    ai_edge_litert, tflite_runtime that imports); once loaded, ``package`` and ``version`` name the
+    distribution that loaded it. ``delegate``: default/xnnpack (the interpreter's default
+    delegates) or none (the builtin kernels, every op output kept apart: what layer localization
+    reads). ``threads``: 0 leaves it to the runtime.
     ``allocate``: prepare every node at load (so a missing kernel fails there); False defers it to
     the first run, for a caller that only reads the signatures."""
 
@@ -206,7 +208,9 @@ class TFLite(Runner):
         super().__init__()
         if delegate not in DELEGATES:
             raise ValueError(f"unknown TFLite delegate {delegate!r} (one of {', '.join(DELEGATES)})")
-        self.path, self.package, self.delegate, self.threads = str(path), package, delegate, int(threads or 0)
+        self.path, self.delegate, self.threads = str(path), delegate, int(threads or 0)
+        self.requested = package              # what was asked for; ``package``: what loaded it
+        self.package: str | None = None
         self.want_signature, self.preserve_all_tensors = signature, preserve_all_tensors
         self.allocate, self._allocated = allocate, False
         self.version: str | None = None
@@ -214,9 +218,9 @@ class TFLite(Runner):
 
     # lifecycle
     def _load(self) -> None:
-        mod, self.package, self.version, errors = find_package(self.package)
+        mod, self.package, self.version, errors = find_package(self.requested)
         if mod is None:
-            raise _missing(self.package, errors)
+            raise _missing(self.requested, errors)
         kwargs = {"model_path": self.path, "num_threads": self.threads or None}
         if self.delegate == "none":
             kwargs["experimental_op_resolver_type"] = _resolver_none(mod)
@@ -468,7 +472,7 @@ def probe(path: str, package: str = "auto") -> dict:
     try:
         runner.load()
     except Exception as exc:  # noqa: BLE001 - reported, not raised: the caller is another process
-        return {"loaded": False, "package": runner.package, "version": runner.version,
+        return {"loaded": False, "package": runner.package or runner.requested, "version": runner.version,
                 "error": getattr(exc, "reason", "") or reason_line(str(exc)),
                 "custom_ops": getattr(exc, "custom_ops", None) or custom_ops_in(str(exc)),
                 "missing": getattr(exc, "missing", False)}
