@@ -308,12 +308,13 @@ def test_bench_session_times_the_runners_interpreter(tflites):
 
 
 def test_parity_names_the_custom_op(tflites):
+    """``edgec parity`` refuses a model its runtime cannot load, as bench and serve do (exit 4)."""
     import edgec
 
-    r = edgec.compare_models(tflites["add"], tflites["custom"], synthetic=True)
-    assert not r["ok"] and len(r["errors"]) == 1
-    assert r["errors"][0].startswith("B: ") and "EdgecTestOp at out" in r["errors"][0]
-    assert "EdgecTestOp" in r["layers"]["error"]
+    with pytest.raises(UnsupportedOpsError) as exc:
+        edgec.compare_models(tflites["add"], tflites["custom"], synthetic=True)
+    assert exc.value.exit_code == 4 and exc.value.ops == {"EdgecTestOp": ["out"]}
+    assert "EdgecTestOp" in str(exc.value)
 
 
 def test_the_worker_carries_the_error_class_to_the_parent(tflites, tmp_path):

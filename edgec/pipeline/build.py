@@ -19,8 +19,8 @@ from edgec.pipeline.context import BuildContext, BuildResult
 from edgec.pipeline.manifest import build_manifest, load_manifest  # noqa: F401  (load_manifest: re-exported)
 from edgec.pipeline.progress import Progress
 from edgec.pipeline.publish import check_writable, publish
-from edgec.pipeline.steps import build_variants, outputs_from, probe, refined, source
-from edgec.targets import VARIANTS, TargetProfile, load_target
+from edgec.pipeline.steps import build_variants, loadable, outputs_from, probe, refined, source
+from edgec.targets import TargetProfile, load_target
 
 BUILDABLE_VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8", "int16x8")
 
@@ -28,7 +28,7 @@ BUILDABLE_VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8", "int16x8")
 def build(cfg: BuildConfig, progress: Progress | None = None) -> BuildResult:
     progress = progress or Progress(enabled=False)
     target = load_target(cfg.target)
-    variants = _variants(cfg, target)
+    variants, left_out = _variants(cfg, target)
     out = Path(cfg.out)
     check_writable(out)
     from edgec.pipeline.cache import open_cache
@@ -37,20 +37,21 @@ def build(cfg: BuildConfig, progress: Progress | None = None) -> BuildResult:
     from edgec.runtime import isolated
 
     try:
-        return run(BuildContext.for_config(cfg, target, variants, out, cache, progress))
+        ctx = BuildContext.for_config(cfg, target, variants, out, cache, progress)
+        ctx.left_out = left_out
+        return run(ctx)
     finally:
         isolated.release()
         cache.close()
 
 
-def _variants(cfg: BuildConfig, target: TargetProfile) -> tuple[str, ...]:
-    variants = tuple(cfg.variants or target.variants)
-    for v in variants:
-        if v not in VARIANTS:
-            raise UsageError(f"unknown variant '{v}'", hint=f"known: {', '.join(VARIANTS)}")
-    if "fp32" not in variants:
-        variants = ("fp32", *variants)  # the float reference every other variant is compared to
-    return variants
+def _variants(cfg: BuildConfig, target: TargetProfile) -> tuple[tuple[str, ...], list[dict]]:
+    """The variants to build (fp32 first) and the profile's defaults left out, with why
+    (``edgec.targets.defaults``: no calibration data, or the target's runtime cannot load it)."""
+    from edgec.targets.defaults import choose_variants
+
+    return choose_variants(target, tuple(cfg.variants) if cfg.variants else None,
+                           has_calibration=bool(cfg.calibration_data or cfg.synthetic_calibration))
 
 
 def run(ctx: BuildContext) -> BuildResult:
@@ -89,6 +90,7 @@ def run(ctx: BuildContext) -> BuildResult:
     route = list(cand.converters) if cand else []
     extra = cand.settings if cand else {}
     tflites, skipped = build_variants(ctx, route, chain[-1], inputs, src, fp32, extra)
+    tflites, skipped = loadable(ctx, tflites, ctx.left_out + skipped)
     outputs = refined(outputs or outputs_from(chain + tflites), ctx.static_outputs.get("outputs", {}))
     from edgec.pipeline.parity import run_parity
 

@@ -38,6 +38,7 @@ class BuildContext:
     data: BuildData | None = None                            # calibration and validation data (edgec.data)
     not_feasible: list[dict] = field(default_factory=list)   # routes the source cannot take, and why
     final_ledger: bool = False                               # the chosen route's ledger (device rows go here only)
+    left_out: list[dict] = field(default_factory=list)       # profile defaults not built, and why
     compared_routes: list[tuple] = field(default_factory=list)  # --compare-routes: every passing route
     other_routes: list[tuple] = field(default_factory=list)
 

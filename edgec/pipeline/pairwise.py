@@ -12,9 +12,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from edgec.errors import UsageError
+from edgec.errors import UnsupportedModelError, UsageError
 from edgec.formats import Format, TensorSpec, detect_format
-from edgec.runtime.isolated import ArrayStore, run_task, write_feeds
+from edgec.runtime.isolated import ArrayStore, error_from, run_task, write_feeds
 
 MAX_SAMPLES = 500  # outputs are compared on up to this many samples; layers on --samples
 
@@ -161,6 +161,10 @@ def compare_models(a, b, *, data: str | None = None, synthetic: bool = False, sa
         outputs = _output_specs(a, fa, inputs, feeds, work)
         runs = {"a": _run(a, fa, inputs, outputs, feeds, work / "a"),
                 "b": _run(b, fb, inputs, outputs, feeds, work / "b")}
+        for r in runs.values():  # a model the runtime cannot load (a custom op) is refused, as by bench and serve
+            exc = error_from(r)
+            if isinstance(exc, UnsupportedModelError):
+                raise exc
         errors = [f"{k.upper()}: {r['error']}" for k, r in runs.items() if r.get("error")]
         per_output = [] if errors else _compare(work / "a", work / "b")
         layers = _layer_walk(a, fa, b, fb, inputs, outputs, feeds, min(samples, len(ds.samples)),
@@ -175,14 +179,15 @@ def compare_models(a, b, *, data: str | None = None, synthetic: bool = False, sa
 
 def render(r: dict) -> str:
     from edgec.validate.localize import describe
-    from edgec.validate.table import HEADER, _row
+    from edgec.validate.table import _NUMERIC, COLUMNS, _row, align
 
     src = r["data"]
     lines = [f"A {r['a']} ({r['formats'][0]})  vs  B {r['b']} ({r['formats'][1]}, {r['b_kind']})",
              f"inputs: {src['samples']} {'SYNTHETIC random samples' if r['synthetic'] else 'samples from ' + src['source']}"
-             f"; budget {', '.join(f'{k} {v:g}' for k, v in r['budget'].items())}", HEADER]
-    for o in r["outputs"]:
-        lines.append(_row(o["output"][:18], "A", o, "ok" if not o["misses"] else "MISS: " + "; ".join(o["misses"])))
+             f"; budget {', '.join(f'{k} {v:g}' for k, v in r['budget'].items())}"]
+    rows = [list(COLUMNS)] + [_row(o["output"][:18], "A", o, "ok" if not o["misses"] else "MISS: " + "; ".join(o["misses"]))
+                              for o in r["outputs"]]
+    lines += align(rows, right=_NUMERIC)
     lines += [f"error: {e}" for e in r["errors"]]
     layers = r["layers"]
     if layers.get("note"):

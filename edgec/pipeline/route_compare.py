@@ -148,7 +148,7 @@ def choose(build, passed: list[tuple], inputs, outputs=None) -> tuple:
     ``passed`` holds ``(candidate, chain, fp32, steps, attempt record)``; returns the winner's
     first four and why. The winner's variants are built again by the build itself (cache hits)."""
     from edgec.pipeline.parity import run_parity
-    from edgec.pipeline.steps import build_variants, outputs_from
+    from edgec.pipeline.steps import build_variants, loadable, outputs_from
 
     src = passed[0][1][0]
     for cand, chain, fp32, _, rec in passed:
@@ -156,6 +156,7 @@ def choose(build, passed: list[tuple], inputs, outputs=None) -> tuple:
         if len(build.variants) > 1:
             n = len(build.steps)
             tflites, skipped = build_variants(build, list(cand.converters), chain[-1], inputs, src, fp32, cand.settings)
+            tflites, skipped = loadable(build, tflites, build.left_out + skipped)
             rec["variant_steps"] = [{k: s.get(k) for k in ("name", "variant", "seconds", "cached", "tools",
                                                             "transposes")} for s in build.steps[n:]]
             del build.steps[n:]

@@ -159,6 +159,18 @@ def build_variants(ctx: BuildContext, route, last: Artifact, inputs, src, fp32, 
     return arts, skipped
 
 
+def loadable(ctx: BuildContext, tflites: list[Artifact], skipped: list[dict]) -> tuple[list[Artifact], list[dict]]:
+    """A default variant the target's runtime cannot load is not shipped (op codes and versions of the
+    built file against the profile's runtime); explicit ``--variants`` are kept as asked."""
+    if ctx.cfg.variants:
+        return tflites, skipped
+    from edgec.targets.defaults import unloadable
+
+    bad = unloadable(ctx.target, {a.variant: a.path for a in tflites})
+    drop = {b["variant"] for b in bad}
+    return [a for a in tflites if a.variant not in drop], skipped + bad
+
+
 def outputs_from(chain: list[Artifact]) -> list[TensorSpec]:
     """Output specs of a source that does not state them (torch): from the exported ONNX."""
     for a in chain:
