@@ -197,17 +197,15 @@ _NOISY = ("tensorflow", "onnx2tf", "tf_keras", "tf2onnx", "ai_edge_litert", "med
 def require(module: str, *, extra: str = "convert", purpose: str = ""):
     """Import a heavy optional module lazily; a missing one is a user error with an install hint."""
     import importlib
-    import os
     import sys
 
+    from edgec.logs import captured, quiet_env
+
     # TensorFlow and absl print C++ INFO lines on import and on every conversion; keep the user's
-    # terminal for edgec's own progress unless they asked otherwise.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # terminal for edgec's own progress unless they asked otherwise (--debug: see edgec.logs).
+    quiet_env()
     try:
         if module.split(".")[0] in _NOISY and module not in sys.modules:
-            from edgec.logs import captured
-
             with captured():  # absl's pre-init lines on import (see edgec.logs)
                 return importlib.import_module(module)
         return importlib.import_module(module)

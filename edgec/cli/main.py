@@ -258,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    from edgec import logs
+
+    # Before any framework loads: --debug shows the frameworks' own log lines (here and in the
+    # children edgec starts); otherwise they are told to keep quiet (see edgec.logs).
+    logs.set_debug(args.debug)
+    logs.quiet_env()
     handler = {"build": _cmd_build, "inspect": _cmd_inspect, "targets": _cmd_targets, "report": _cmd_report,
                "demo": _cmd_demo}
     if args.command in ("bench", "estimate"):
@@ -284,10 +290,6 @@ def main(argv: list[str] | None = None) -> int:
         from edgec.cli.serve_cmd import cmd_serve
 
         handler["serve"] = cmd_serve
-    if args.debug:
-        import os
-
-        os.environ["EDGEC_NATIVE_LOGS"] = "1"  # --debug shows the frameworks' own log lines too
     try:
         code = handler[args.command](args)
     except EdgecError as exc:

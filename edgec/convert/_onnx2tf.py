@@ -154,9 +154,10 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settin
     else:
         shutil.copyfile(onnx_path, local)
     log = io.StringIO()
-    from edgec.logs import captured
+    from edgec.logs import captured, enabled
 
-    with _onnx2tf_sandbox() as core, captured(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with _onnx2tf_sandbox() as core, _shown_with_debug(log, enabled()), captured(), \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             keras_model = core.convert(
                 input_onnx_file_path=str(local),
@@ -175,6 +176,17 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settin
     if keras_model is None:
         raise onnx2tf_error("onnx2tf produced no model", log.getvalue(), onnx_path)
     return keras_model, model, log.getvalue(), resolved, rewrites
+
+
+@contextlib.contextmanager
+def _shown_with_debug(log: io.StringIO, debug: bool):
+    """onnx2tf's own output is kept in ``log`` for the error; ``--debug`` also shows it, whole."""
+    try:
+        yield
+    finally:
+        if debug and log.getvalue().strip():
+            sys.stderr.write(log.getvalue() if log.getvalue().endswith("\n") else log.getvalue() + "\n")
+            sys.stderr.flush()
 
 
 # onnx2tf ends every failed op with the same advice about its own CLI flags (-b/-ois, -kt/-kat,
@@ -218,8 +230,10 @@ def _save_onnx(model, path: Path) -> None:
 
 
 def _tail(text: str, n: int = 400) -> str:
+    from edgec.logs import is_noise
+
     text = _clean(text)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _ADVICE_LINE.search(ln)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _ADVICE_LINE.search(ln) and not is_noise(ln)
              and not ln.startswith("File \"") and "onnx_op_name:" not in ln and "input_onnx_file_path:" not in ln]
     errs = [ln for ln in lines if "ERROR" in ln or "Error" in ln]
     last = list(dict.fromkeys((errs or lines)[::-1]))[:3][::-1]  # the last three distinct lines

@@ -85,10 +85,14 @@ class Job:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            self._err.seek(0)
+            _relay(self._err.read(), self.proc.pid)
             return {"error": f"the worker ran past its {self.timeout:.0f} s limit and was killed", "crashed": True,
                     "signal": "timeout"}
         self._err.seek(0)
-        tail = _tail(self._err.read())
+        err = self._err.read()
+        _relay(err, self.proc.pid)
+        tail = _tail(err)
         if code < 0:
             name = _signal_name(-code)
             return {"error": f"the interpreter process died with {name} (exit {code}); "
@@ -135,12 +139,26 @@ def release() -> None:
 
 
 def _env() -> dict:
-    """The child imports this same edgec, wherever it was imported from."""
+    """The child imports this same edgec, wherever it was imported from. Its frameworks keep quiet
+    (``edgec.logs.quiet_env``) unless ``--debug``, where they log at their own defaults."""
+    from edgec import logs
+
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logs.quiet_env(env)
+    if logs.enabled():
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")  # TensorFlow's default; the worker's own is 3
     return env
+
+
+def _relay(text: str, pid: int) -> None:
+    """``--debug``: the child's stderr, whole, on ours (a normal run keeps it for the error only)."""
+    from edgec import logs
+
+    if logs.enabled() and text.strip():
+        sys.stderr.write("".join(f"[worker {pid}] {ln}\n" for ln in text.splitlines()))
+        sys.stderr.flush()
 
 
 def _signal_name(num: int) -> str:
@@ -151,8 +169,12 @@ def _signal_name(num: int) -> str:
 
 
 def _tail(text: str, n: int = 300) -> str:
+    """The last lines of a child's stderr that say something: framework notes (``edgec.logs.NOISE``)
+    and Python warnings left out."""
+    from edgec.logs import is_noise
+
     lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip() and "UserWarning" not in ln
-             and "warnings.warn" not in ln and not ln.startswith("INFO:")]
+             and "warnings.warn" not in ln and not ln.startswith("INFO:") and not is_noise(ln)]
     picked = " | ".join(lines[-3:])
     return picked[-n:] if picked else "(no output)"
 
