@@ -140,6 +140,14 @@ def test_a_real_build_prints_no_framework_lines_and_debug_shows_them(models, tmp
     assert _framework_lines(proc.stderr) == []
     assert _framework_lines(proc.stdout) == []
 
+    # An Android build without the bench: the bundle check is the first TFLite interpreter of this process.
+    android = _edgec(["build", str(models / "cnn.pt"), "--target", "android-arm64-cpu", "-o", str(tmp_path / "and"),
+                      "--cache-dir", str(tmp_path / "cache"), "--synthetic-validation", "--synthetic-calibration",
+                      "--no-bench"], tmp_path)
+    assert android.returncode == 0, android.stderr[-3000:]
+    assert "bundle" in android.stdout
+    assert _framework_lines(android.stderr + android.stdout) == []
+
     tflite = str(out / "model_fp32.tflite")
     quiet = _edgec(["bench", tflite, "--target", "rpi4"], tmp_path)
     assert quiet.returncode == 0, quiet.stderr[-3000:]

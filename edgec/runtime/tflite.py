@@ -38,6 +38,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+def _quiet():
+    """``edgec.logs.captured()`` inside edgec (TFLite's own log lines stay off the terminal unless
+    --debug); where edgec is not importable (a board, another venv) TFLite prints as it likes."""
+    try:
+        from edgec.logs import captured
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return captured()
+
+
 # package -> (module holding Interpreter, distribution whose version is reported)
 PACKAGES = {"ai_edge_litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
             "tflite_runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
@@ -227,7 +239,8 @@ class TFLite(Runner):
         if self.preserve_all_tensors:  # intermediates stay readable after invoke (for layer comparisons)
             kwargs["experimental_preserve_all_tensors"] = True
         try:
-            self._interp = mod.Interpreter(**kwargs)
+            with _quiet():
+                self._interp = mod.Interpreter(**kwargs)
             if self.allocate:
                 self._allocate()
             sigs = self._interp.get_signature_list() if self.want_signature else {}
@@ -239,7 +252,8 @@ class TFLite(Runner):
         self._describe()
 
     def _allocate(self) -> None:
-        self._interp.allocate_tensors()  # prepares every node: a missing kernel fails here
+        with _quiet():  # the default delegate is applied here: "INFO: Created TensorFlow Lite XNNPACK delegate"
+            self._interp.allocate_tensors()  # prepares every node: a missing kernel fails here
         self._allocated = True
 
     def _close(self) -> None:
