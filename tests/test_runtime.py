@@ -240,10 +240,11 @@ def test_tensorflow_saved_model_and_keras_runners(tmp_path):
     with SavedModel(tmp_path / "sm") as r:
         assert [(t.name, t.shape) for t in r.inputs()] == [("x", (1, 4))] and [t.name for t in r.outputs()] == ["y"]
         assert np.allclose(r.infer({"x": X})["y"], 3 * X)
-    keras = tf.keras
+    import keras  # Keras 3, as load_keras reads it (tf.keras is Keras 2 once TF_USE_LEGACY_KERAS is set)
+
     inp = keras.Input((4,), name="feat")
     model = keras.Model(inp, keras.layers.Dense(2, name="head", kernel_initializer="ones")(inp))
-    model.save(tmp_path / "m.keras")
+    model.save(str(tmp_path / "m.keras"))
     with Keras(tmp_path / "m.keras") as r:
         assert [t.name for t in r.inputs()] == ["feat"]
         (name, y), = r.infer({"feat": X}).items()
