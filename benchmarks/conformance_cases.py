@@ -791,7 +791,7 @@ def _parity_summary(parity: dict) -> dict:
 def run_tflite(path: Path, manifest: dict | None, inputs: list) -> list:
     """The fp32 TFLite on the case's inputs through edgec's runner; names and layouts from the manifest."""
     from edgec.formats import TensorSpec
-    from edgec.validate.runners import TFLiteRunner
+    from edgec.runtime.runners import TFLiteRunner
 
     ins = [TensorSpec.from_dict(d) for d in (manifest or {}).get("inputs", [])]
     outs = [TensorSpec.from_dict(d) for d in (manifest or {}).get("outputs", [])]
@@ -805,13 +805,11 @@ def run_tflite(path: Path, manifest: dict | None, inputs: list) -> list:
 
 
 def run_onnxruntime(path: Path, inputs: list) -> list:
-    import onnxruntime as ort
+    """The ONNX on the case's inputs through edgec's ONNX Runtime runner (one thread, CPU)."""
+    from edgec.runtime.onnxruntime import OnnxRuntime
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return list(sess.run(None, {name: a for name, a in inputs}))
+    with OnnxRuntime(path, threads=1) as runner:
+        return list(runner.infer({name: a for name, a in inputs}).values())
 
 
 def _batch_child(cases_json: Path, cache_dir: Path, current: Path) -> int:

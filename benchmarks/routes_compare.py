@@ -22,7 +22,7 @@ from pathlib import Path
 
 from _common import median
 
-FACTORY = "edgec.examples:efficientnet_lite0"
+FACTORY = "edgec.data.examples:efficientnet_lite0"
 
 
 def _source(kind: str, d: Path) -> dict:
@@ -30,7 +30,7 @@ def _source(kind: str, d: Path) -> dict:
         return {"factory": FACTORY}
     import torch
 
-    from edgec.examples import efficientnet_lite0
+    from edgec.data.examples import efficientnet_lite0
 
     model, example = efficientnet_lite0()
     pt2 = d / "efficientnet_lite0.pt2"
@@ -48,7 +48,7 @@ def main() -> int:
     import edgec
     from edgec.bench import bench_artifact
     from edgec.bench.timing import LoopSettings
-    from edgec.examples import photo_sets
+    from edgec.data.examples import photo_sets
     from edgec.targets import load_target
 
     with tempfile.TemporaryDirectory(prefix="edgec-routes-bench-") as d:

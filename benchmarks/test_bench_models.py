@@ -20,7 +20,7 @@ import pytest
 import edgec
 from _common import save_model
 from edgec.bench.runtimes import tflite_session
-from edgec.estimate import estimate_artifact
+from edgec.bench.estimate import estimate_artifact
 from edgec.targets import load_target
 
 MODELS = ["tiny"] + (["efficientnet-lite0"] if importlib.util.find_spec("efficientnet_lite_pytorch") else [])

@@ -178,6 +178,8 @@ EXIT_CODES: dict[int, str] = {
     9: DependencyError.__doc__.strip(),
     10: "benchmark regression: `edgec bench --baseline --fail-on` found the metric beyond its noise-aware bound",
     11: RuntimeCrashError.__doc__.strip(),
+    12: "`edgec bench --baseline --fail-on`: nothing to compare: the baseline or this run has no measurement "
+        "(--allow-unmeasured lets that pass)",
     17: "`edgec matrix`: one or more model@target builds failed (matrix.md lists each with its reason)",
     18: "`edgec cache verify`: corrupt cache entries were found (listed)",
     20: DeviceUnreachableError.__doc__.strip(),
@@ -195,18 +197,16 @@ _NOISY = ("tensorflow", "onnx2tf", "tf_keras", "tf2onnx", "ai_edge_litert", "med
 def require(module: str, *, extra: str = "convert", purpose: str = ""):
     """Import a heavy optional module lazily; a missing one is a user error with an install hint."""
     import importlib
-    import os
     import sys
 
+    from edgec.logs import captured, quiet_env
+
     # TensorFlow and absl print C++ INFO lines on import and on every conversion; keep the user's
-    # terminal for edgec's own progress unless they asked otherwise.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # terminal for edgec's own progress unless they asked otherwise (--debug: see edgec.logs).
+    quiet_env()
     try:
         if module.split(".")[0] in _NOISY and module not in sys.modules:
-            from .native_log import captured
-
-            with captured():  # absl's pre-init lines on import (see edgec.native_log)
+            with captured():  # absl's pre-init lines on import (see edgec.logs)
                 return importlib.import_module(module)
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment

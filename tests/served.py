@@ -143,7 +143,7 @@ def effnet_build(cache: Path) -> Path:
     """The pretrained EfficientNet-Lite0 with ImageNet labels: fp32, fp16 and dynamic-range int8
     (no calibration needed), validated on real photos (a few, to keep the build short); built once
     per session."""
-    from edgec.examples import imagenet_labels, photo_paths, write_photo_set, write_torchscript
+    from edgec.data.examples import imagenet_labels, photo_paths, write_photo_set, write_torchscript
 
     root = cache / "serve-effnet"
     root.mkdir(exist_ok=True)

@@ -78,14 +78,35 @@ def test_build_records_bench_per_variant(built):
         assert 0 < r["gzip_bytes"] and r["size_bytes"] == os.path.getsize(result.out / r["artifact"])
 
 
-def test_dynamic_range_variant_is_incompatible_with_tflite_runtime_214(built):
+def test_dynamic_range_variant_is_incompatible_with_tflite_runtime_214(built, tmp_path):
+    """rpi4 names ai-edge-litert 2.1.0, which loads the build's dynamic-range model (the build's own
+    check is a real load); a board still on tflite-runtime 2.14 (a profile saying so) cannot: the op
+    table names FULLY_CONNECTED v12 and the load with tflite-runtime 2.14 here fails on it."""
+    import yaml
+
+    from edgec.targets import _profiles_dir, load_target
+    from edgec.targets.compat import check_artifact
+    from edgec.targets.defaults import unloadable
+
     _, result = built
-    compat = result.manifest["bench"]["dynamic_int8"]["compat"]
+    here = result.manifest["bench"]["dynamic_int8"]["compat"]
+    assert here["ok"] and here["load"]["package"] == "ai-edge-litert" and here["load"]["loaded"]
+    prof = yaml.safe_load(_profiles_dir().joinpath("rpi4.yaml").read_text())
+    prof["runtime"].update(on_device="tflite-runtime 2.14.0", on_device_package="tflite-runtime",
+                           on_device_version="2.14.0")
+    (tmp_path / "old-pi.yaml").write_text(yaml.safe_dump(prof))
+    old_pi = load_target(str(tmp_path / "old-pi.yaml"))
+    path = result.out / "model_dynamic_int8.tflite"
+    compat = check_artifact(path, old_pi)
     assert not compat["ok"]
     assert {(t["op"], t["version"], t["needs"]) for t in compat["too_new"]} == {("FULLY_CONNECTED", 12, "2.17.0")}
     load = compat["load"]
     assert load["attempted"] and not load["loaded"] and "FULLY_CONNECTED" in load["error"]
-    assert result.manifest["bench"]["fp32"]["compat"]["ok"]
+    assert check_artifact(result.out / "model_fp32.tflite", old_pi)["ok"]
+    # The check the pipeline runs on built defaults: from the file alone (no load), the same op named.
+    (row,) = unloadable(old_pi, {"fp32": result.out / "model_fp32.tflite", "dynamic_int8": path})
+    assert row["variant"] == "dynamic_int8" and "FULLY_CONNECTED v12 needs 2.17.0" in row["reason"]
+    assert unloadable(load_target("rpi4"), {"dynamic_int8": path}, result.manifest["bench"]) == []
 
 
 def test_warm_rebuild_reuses_the_measurement_and_no_bench_skips_it(built):
@@ -111,7 +132,7 @@ def test_bench_artifact_here_and_estimated_elsewhere(built):
 
 
 def test_delegate_coverage_of_a_hybrid_model(built):
-    from edgec.delegates import coverage_for
+    from edgec.targets.delegates import coverage_for
     from edgec.targets import load_target
 
     _, result = built

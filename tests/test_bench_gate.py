@@ -1,5 +1,6 @@
 """The CI gate: a 30 % slowdown fails `--fail-on p50:+10%`, an unchanged re-run passes; the bound
-widens with the runs' own dispersion; the CLI exits 10 and writes a Markdown summary."""
+widens with the runs' own dispersion; the CLI exits 10 and writes a Markdown summary. A gate cannot
+pass on nothing: a side without a measurement fails it (exit 12) unless --allow-unmeasured."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgec.bench import LoopSettings, LocalDevice, bench_artifact
-from edgec.bench.gate import compare, parse_fail_on
+from edgec.bench.gate import compare, load_baseline, markdown, parse_fail_on
 from edgec.errors import UsageError
 
 
@@ -37,6 +38,47 @@ def test_gate_on_synthetic_samples():
     # A run with slow drift (load changing during it) gets a wider bound than a steady one.
     drift = same * np.linspace(0.85, 1.15, same.size)
     assert compare(_rec(base), _rec(drift), "p50:+10%")["noise_margin_ms"] > g["noise_margin_ms"]
+
+
+def test_either_side_unmeasured_fails_unless_allowed():
+    rng = np.random.default_rng(1)
+    measured = _rec(rng.lognormal(np.log(5.0), 0.05, 100))
+    no_gpu = {"available": False, "p50_ms": None, "reason": "no GPU here: onnxruntime has no CUDAExecutionProvider"}
+    for base, cur, side in ((no_gpu, measured, "baseline"), (measured, no_gpu, "current"),
+                            (no_gpu, no_gpu, "baseline")):
+        g = compare(base, cur, "p50:+10%")
+        assert g["verdict"] == "unmeasured" and g["ok"] is False and side in g["unmeasured"], g
+        assert "no GPU here" in g["reason"] and side in g["reason"]
+        allowed = compare(base, cur, "p50:+10%", allow_unmeasured=True)
+        assert allowed["verdict"] == "unmeasured" and allowed["ok"] is True and allowed["allowed"]
+    assert compare(no_gpu, no_gpu, "p50:+10%")["unmeasured"] == ["baseline", "current"]
+    # A record that says it is available but has no value for the metric is unmeasured too.
+    assert compare({"p50_ms": None}, measured, "p50:+10%")["verdict"] == "unmeasured"
+
+
+def test_a_manifest_without_a_measurement_is_an_unmeasured_baseline(tmp_path):
+    m = {"schema_version": 1, "edgec_version": "0", "steps": [], "artifacts": []}   # built with --no-bench
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(m))
+    rec = load_baseline(str(path), "fp32")
+    assert rec["available"] is False and "--no-bench" in rec["reason"]
+    path.write_text(json.dumps(dict(m, bench={"fp32": _rec([5.0, 5.1, 4.9])})))
+    rec = load_baseline(str(path), "int8")
+    assert rec["available"] is False and "int8" in rec["reason"] and "fp32" in rec["reason"]
+    assert load_baseline(str(path), "fp32")["p50_ms"] == pytest.approx(5.0)
+    (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
+    from edgec.errors import InputError
+
+    with pytest.raises(InputError, match="no bench record"):
+        load_baseline(str(tmp_path / "other.json"))
+
+
+def test_markdown_says_unmeasured():
+    rec = {"artifact": "m.tflite", "variant": "fp32", "target": "rpi4", "available": False, "reason": "x",
+           "gate": compare({"available": False, "p50_ms": None, "reason": "baseline empty"}, _rec([1.0, 1.1]),
+                           "p50:+10%")}
+    md = markdown(rec)
+    assert "UNMEASURED" in md and "baseline empty" in md and "fails" in md
 
 
 class SlowedDevice(LocalDevice):
@@ -110,3 +152,25 @@ def test_cli_gate_exit_code_and_markdown(tflite, tmp_path, capsys, monkeypatch):
         path.write_text(json.dumps(doctored))
         assert main(args + ["--baseline", str(path), "--fail-on", "p50:+10%", "--summary", str(summary)]) == code
         assert word in summary.read_text() and word.upper() in capsys.readouterr().out
+
+
+def test_cli_gate_against_an_unmeasured_baseline_exits_12(tflite, tmp_path, capsys, monkeypatch):
+    """The acceptance case: a baseline with no measurement makes the gate fail with its own exit code
+    (12, documented in EXIT_CODES and the README); --allow-unmeasured lets it pass, still saying so."""
+    from edgec.cli.main import main
+    from edgec.errors import EXIT_CODES
+
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"available": False, "p50_ms": None, "p90_ms": None, "p99_ms": None, "runs": 0,
+                                 "reason": "not measured on the baseline runner"}))
+    args = ["bench", str(tflite), "--target", "desktop-cpu", "--threads", "1", "--warmup", "0.1", "--min-runs", "5",
+            "--min-seconds", "0.1", "--no-compat", "--baseline", str(empty), "--fail-on", "p50:+10%"]
+    summary = tmp_path / "summary.md"
+    assert main(args + ["--summary", str(summary)]) == 12 and 12 in EXIT_CODES
+    out = capsys.readouterr().out
+    assert "UNMEASURED -> FAILS" in out and "not measured on the baseline runner" in out
+    assert "UNMEASURED" in summary.read_text()
+    assert main(args + ["--allow-unmeasured", "--json"]) == 0
+    gate = json.loads(capsys.readouterr().out)["gate"]
+    assert gate["verdict"] == "unmeasured" and gate["ok"] and gate["allowed"]

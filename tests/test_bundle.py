@@ -81,7 +81,7 @@ def test_files_sha256_and_zip_reproduce_the_directory(cnn_bundle, tmp_path):
 
 
 def test_every_model_carries_its_metadata_and_takes_pixels(cnn_bundle):
-    from edgec.metadata import read_metadata
+    from edgec.formats.metadata import read_metadata
 
     out, build, bm = cnn_bundle
     for m in bm["models"]:
@@ -201,7 +201,7 @@ def test_int8_io_model_gets_uint8_pixels_and_float_scores(models, cache_dir, lab
     assert main(["build", str(models / "cnn.pt"), "--target", "android-arm64-cpu", "-o", str(out), "-q",
                  "--variants", "int8", "--quant-io", "int8", *SYNTHETIC, "--no-bench", "--labels", str(labels),
                  "--cache-dir", str(cache_dir)]) == 0
-    from edgec.tflite_model import read_tflite
+    from edgec.formats.tflite import read_tflite
 
     built = read_tflite(out / "model_int8.tflite")
     assert (built.inputs[0].dtype, built.outputs[0].dtype) == ("int8", "int8")
@@ -221,8 +221,8 @@ def test_bundle_help_imports_no_framework():
 def test_auto_task_never_refuses_a_plain_build():
     """Without labels, only a model MediaPipe can take becomes an image classifier; a grayscale or
     two-input model gets generic metadata rather than a refused build."""
-    from edgec.bundler import BundleOptions
-    from edgec.bundler.plan import TensorPlan, resolve_task
+    from edgec.bundle import BundleOptions
+    from edgec.bundle.plan import TensorPlan, resolve_task
 
     rgb = TensorPlan(0, "image", "image", (1, 32, 32, 3), "float32", True, 3)
     gray = TensorPlan(0, "image", "image", (1, 28, 28, 1), "float32", True, 1)

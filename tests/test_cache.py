@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import edgec
-from edgec.cache import Cache, step_key
+from edgec.pipeline.cache import Cache, step_key
 
 
 def test_put_get_and_race(tmp_path):
@@ -107,3 +107,27 @@ def test_factory_builds_hit_the_cache(cache_dir, tmp_path, monkeypatch):
     again = edgec.build(cfg.merged(out=str(tmp_path / "b")))
     assert first.manifest["source"]["sha256"] == again.manifest["source"]["sha256"]
     assert all(s["cached"] for s in again.manifest["steps"])
+
+
+def test_keys_cover_the_code_that_shapes_each_result(tmp_path):
+    """A change in validate/ (the ledger) or bench/ must not serve stale parity or bench numbers."""
+    import shutil
+
+    from edgec.pipeline.cache import code_digest
+    from edgec.pipeline.steps import CONVERSION_CODE
+    from edgec.validate.ledger import LEDGER_CODE
+
+    assert {"validate", "runtime", "data"} <= set(LEDGER_CODE) and {"convert", "passes"} <= set(CONVERSION_CODE)
+    pkg = Path(edgec.__file__).parent
+    root = tmp_path / "edgec"
+    shutil.copytree(pkg, root, ignore=shutil.ignore_patterns("__pycache__"))
+    before = {parts: code_digest(parts, root) for parts in (LEDGER_CODE, CONVERSION_CODE, ("bench",))}
+    with (root / "validate" / "compare.py").open("a") as f:
+        f.write("\n# a changed comparison\n")
+    code_digest.cache_clear()  # (a process computes each digest once)
+    after = {parts: code_digest(parts, root) for parts in before}
+    assert after[LEDGER_CODE] != before[LEDGER_CODE]          # the ledger's cached numbers are invalidated
+    assert after[CONVERSION_CODE] == before[CONVERSION_CODE]  # conversions are not
+    assert after[("bench",)] == before[("bench",)]
+    assert code_digest(("bench",), root) != code_digest(("validate",), root)
+    assert step_key("s", "x", {}, {}, code=("validate",)) != step_key("s", "x", {}, {}, code=("bench",))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edgec.cache import RemoteCache, step_key
+from edgec.pipeline.cache import RemoteCache, step_key
 
 
 def _free_port() -> int:
@@ -136,7 +136,7 @@ def test_two_matrix_runners_share_the_s3_cache(s3, models, tmp_path):
 def test_any_fsspec_store_and_local_urls(tmp_path):
     """A store without S3's conditional put (fsspec's memory://) publishes the same way; file:// and a
     plain directory open the local cache."""
-    from edgec.cache import Cache, open_cache
+    from edgec.pipeline.cache import Cache, open_cache
 
     key = step_key("s", "mem", {}, {})
     a, b = (RemoteCache("memory://edgec-any/x", tmp_path / n) for n in ("a", "b"))

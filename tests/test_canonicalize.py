@@ -343,7 +343,7 @@ def test_build_with_a_constant_input_folds_the_if_and_checks_the_original(tmp_pa
 
 
 def test_summary_and_report_list_the_rewrites(tmp_path):
-    from edgec.summary import canonical_lines
+    from edgec.report.summary import canonical_lines
 
     steps = [{"name": "onnx_canonicalize", "canonicalization": {"rewrites": [
         {"rewrite": "constant input sr=16000", "detail": None, "nodes_before": 30, "nodes_after": 30},

@@ -35,7 +35,7 @@ def test_targets_list_and_show(capsys):
     assert next(r for r in rows if r["name"] == "rpi")["alias_of"] == "rpi4"
     assert main(["targets", "show", "rpi", "--json"]) == 0
     prof = json.loads(capsys.readouterr().out)
-    assert prof["name"] == "rpi4" and prof["runtime"]["on_device"].startswith("tflite-runtime")
+    assert prof["name"] == "rpi4" and prof["runtime"]["on_device"].startswith("ai-edge-litert")
 
 
 def test_inspect_every_format(models, cache_dir, tmp_path, capsys):

@@ -10,7 +10,7 @@ import pytest
 
 import edgec
 from edgec.cli.main import main
-from edgec.route_compare import pick
+from edgec.pipeline.route_compare import pick
 from edgec.targets import load_target
 
 

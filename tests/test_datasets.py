@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from edgec import datasets
-from edgec.calibration import resolve
-from edgec.config import BuildConfig
-from edgec.datasets import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from edgec.data import datasets
+from edgec.data.calibration import resolve
+from edgec.pipeline.config import BuildConfig
+from edgec.data.datasets import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from edgec.errors import InputError, UsageError
 from edgec.formats import Format, TensorSpec
 

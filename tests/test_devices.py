@@ -136,7 +136,7 @@ def test_build_puts_device_numbers_beside_the_estimate(board, built):
     assert f"measured on {board.url}" in report and "estimated p50 on" in report
     html = (built.out / "report.html").read_text()
     assert f"measured on {board.url}" in html and "estimated p50 on target" in html
-    from edgec.summary import render_summary
+    from edgec.report.summary import render_summary
 
     text = render_summary(built.manifest, built.out)
     assert f"MEASURED on {board.url}" in text and "estimated" in text
@@ -264,7 +264,7 @@ def test_pool_runs_one_job_per_board_at_a_time(tmp_path, monkeypatch):
 
 
 def test_device_flags_that_cannot_work_are_refused_before_anything_runs(tmp_path):
-    from edgec.config import BenchConfig
+    from edgec.pipeline.config import BenchConfig
     from edgec.errors import UsageError
 
     with pytest.raises(UsageError, match="ssh://"):

@@ -41,7 +41,7 @@ def _write_photos(folder, names):
 @pytest.fixture(scope="module")
 def bundle_build(tmp_path_factory):
     from edgec.cli.main import main
-    from edgec.examples import imagenet_labels, write_torchscript
+    from edgec.data.examples import imagenet_labels, write_torchscript
 
     d = tmp_path_factory.mktemp("effnet-bundle")
     pt = write_torchscript(d / "efficientnet_lite0.pt")
@@ -58,7 +58,7 @@ def bundle_build(tmp_path_factory):
 
 
 def _pixels(name: str) -> np.ndarray:
-    from edgec.examples import photo
+    from edgec.data.examples import photo
 
     return np.round(photo(name) * 255.0).astype(np.uint8)  # exactly the uint8 image PIL resized
 
@@ -116,7 +116,7 @@ def test_mediapipe_scores_are_the_build_models_logits(bundle_build, mediapipe_re
     """MediaPipe feeds pixels / 255 (the metadata's mean 0, std 255); the folded model normalizes them the
     way the source expects, so its scores are the build's fp32 model's logits on the normalized photo."""
     from conftest import run_tflite
-    from edgec.examples import normalized_nchw
+    from edgec.data.examples import normalized_nchw
 
     out, _ = bundle_build
     manifest = json.loads((out / "manifest.json").read_text())
@@ -127,7 +127,7 @@ def test_mediapipe_scores_are_the_build_models_logits(bundle_build, mediapipe_re
 
 
 def test_bundle_manifest_and_models(bundle_build):
-    from edgec.metadata import read_metadata
+    from edgec.formats.metadata import read_metadata
 
     out, bm = bundle_build
     assert bm["task"] == "image_classifier" and bm["labels"]["count"] == 1000

@@ -22,7 +22,7 @@ CALIBRATION_SAMPLES = 48
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """Disjoint photo sets: calibration (6 photos x 8 views), validation (17 other photos x 8 views)."""
-    from edgec.examples import photo_sets
+    from edgec.data.examples import photo_sets
 
     return photo_sets(tmp_path_factory.mktemp("photos"))
 
@@ -32,7 +32,7 @@ def effnet_build(tmp_path_factory, photos):
     import time
 
     from edgec.cli.main import main
-    from edgec.examples import write_torchscript
+    from edgec.data.examples import write_torchscript
 
     d = tmp_path_factory.mktemp("effnet")
     pt = write_torchscript(d / "efficientnet_lite0.pt")
@@ -64,7 +64,7 @@ def test_manifest_and_artifacts(effnet_build):
 def test_fp32_matches_torch_on_real_photos(effnet_build):
     import torch
 
-    from edgec.examples import efficientnet_lite0, normalized_nchw, photo
+    from edgec.data.examples import efficientnet_lite0, normalized_nchw, photo
 
     _, out, m = effnet_build
     model, _ = efficientnet_lite0()
@@ -100,9 +100,9 @@ def test_html_report_renders_in_chromium(effnet_build, tmp_path):
 
 
 def test_bench_section_estimates_and_compat(effnet_build):
-    """The build measured every variant here, estimated it on the Pi, and caught the dynamic-range
-    variant that tflite-runtime 2.14 cannot load."""
-    from edgec.estimate import estimate_artifact
+    """The build measured every variant here, estimated it on the Pi, and loaded every one with the
+    Pi's runtime (ai-edge-litert 2.1.0: nothing is flagged incompatible)."""
+    from edgec.bench.estimate import estimate_artifact
     from edgec.targets import load_target
 
     _, out, m = effnet_build
@@ -111,9 +111,10 @@ def test_bench_section_estimates_and_compat(effnet_build):
         r = bench[variant]
         assert r["p50_ms"] > 0 and r["runs"] >= 20 and r["conditions"]["runtime"] == "ai-edge-litert"
         assert r["estimate"]["estimated"] is True and r["estimate"]["device"].startswith("Raspberry Pi 4")
-    assert not bench["dynamic_int8"]["compat"]["ok"] and bench["fp32"]["compat"]["ok"]
+    assert all(bench[v]["compat"]["ok"] and bench[v]["compat"]["load"]["loaded"] for v in VARIANTS)
     phone = estimate_artifact(out / "model_fp32.tflite", load_target("android-arm64-cpu"), "fp32")
-    assert phone["low_ms"] <= 12.0 <= phone["high_ms"], phone  # Pixel 4, TFLite CPU: 12 ms (tensorflow/tpu)
+    # Pixel 4, TFLite CPU: 12 ms (tensorflow/tpu), a held-out row of the reference table: out of sample.
+    assert phone["low_ms"] <= 12.0 <= phone["high_ms"], phone
 
 
 def _ledger(m: dict) -> dict:
@@ -126,7 +127,7 @@ def test_ledger_on_real_photos(effnet_build, photos, record_property):
 
     _, _, m = effnet_build
     p = m["parity"]
-    from edgec.examples import VIEWS
+    from edgec.data.examples import VIEWS
 
     def photo_of(f):  # "motorcycle_left_center_flip.png" -> "motorcycle_left"
         return next(f.stem[: -len(v) - 1] for v in sorted(VIEWS, key=len, reverse=True) if f.stem.endswith("_" + v))
@@ -154,7 +155,7 @@ def test_ledger_on_real_photos(effnet_build, photos, record_property):
 
 
 def test_int8_agrees_with_fp32_on_a_held_out_photo(effnet_build):
-    from edgec.examples import normalized_nchw, photo
+    from edgec.data.examples import normalized_nchw, photo
 
     _, out, m = effnet_build
     x = normalized_nchw(photo("coffee"))  # a validation photo, never calibrated on

@@ -83,7 +83,7 @@ def test_build_rewrites_reducel2_and_keeps_int64_token_inputs(built, real_models
 
 def test_tflite_embeddings_match_sentence_transformers(built, st_model, real_models, record_property):
     from edgec.formats import TensorSpec
-    from edgec.validate.runners import TFLiteRunner
+    from edgec.runtime.runners import TFLiteRunner
 
     result, _ = built
     m = result.manifest
@@ -122,12 +122,12 @@ def test_bundle_carries_generic_metadata_that_reads_back(built, tmp_path):
     import shutil
 
     import edgec
-    from edgec.metadata import read_metadata
+    from edgec.formats.metadata import read_metadata
 
     result, _ = built
     out = tmp_path / "out"
     shutil.copytree(result.out, out)  # the module's build stays as it was
-    b = edgec.bundle(out, edgec.BundleOptions(name="all-MiniLM-L6-v2", description="sentence embeddings, 384-d",
+    b = edgec.make_bundle(out, edgec.BundleOptions(name="all-MiniLM-L6-v2", description="sentence embeddings, 384-d",
                                               license="Apache-2.0"))
     (m,) = b.manifest["models"]
     assert b.manifest["task"] == "generic" and b.manifest["labels"] is None

@@ -15,7 +15,7 @@ import pytest
 import edgec
 from edgec.cli.main import main
 from edgec.errors import EXIT_CODES, RuntimeCrashError
-from edgec.validate.worker import CRASH_HOOK
+from edgec.runtime.isolated import CRASH_HOOK
 
 
 def _int_div_onnx(path):

@@ -14,7 +14,7 @@ from torch import nn
 
 import edgec
 from edgec.cli.main import main
-from edgec.tflite_model import read_tflite
+from edgec.formats.tflite import read_tflite
 
 
 def _npz(path, n: int, seed: int, shape=(3, 32, 32), name: str = "x"):
@@ -114,7 +114,7 @@ def test_interpreter_abort_is_an_error_for_its_variant_only(models, cache_dir, t
 def test_worker_turns_a_crash_or_hang_into_an_error():
     import sys
 
-    from edgec.validate.worker import run_task
+    from edgec.runtime.isolated import run_task
 
     abort = run_task({"task": "tflite_outputs"}, command=[sys.executable, "-c", "import os; os.abort()"])
     assert abort["crashed"] and abort["signal"] == "SIGABRT" and "died with SIGABRT" in abort["error"]

@@ -57,7 +57,7 @@ def test_factory_module_converts_with_every_variant(factory_build):
         assert s["family"] == "litert-torch"
     assert steps["int8"]["recipe"] == "static_wi8_ai8" and steps["int8"]["quantization"]["calibration_samples"] == 16
     assert steps["fp16"]["recipe"].startswith("float_casting")
-    from edgec.tflite_model import read_tflite
+    from edgec.formats.tflite import read_tflite
 
     int8 = read_tflite(out / "model_int8.tflite")   # --quant-io float (the default): float I/O, int8 inside
     assert int8.inputs[0].dtype == "float32" and "QUANTIZE" in int8.histogram

@@ -32,7 +32,7 @@ VALIDATION_SAMPLES = 40   # real photos from other scenes than the calibration's
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    from edgec.examples import photo_sets
+    from edgec.data.examples import photo_sets
 
     return photo_sets(tmp_path_factory.mktemp("photos"))
 
@@ -41,7 +41,7 @@ def photos(tmp_path_factory):
 def pt2(tmp_path_factory):
     import torch
 
-    from edgec.examples import efficientnet_lite0
+    from edgec.data.examples import efficientnet_lite0
 
     model, example = efficientnet_lite0()
     path = tmp_path_factory.mktemp("pt2") / "efficientnet_lite0.pt2"
@@ -64,7 +64,7 @@ def _compare_build(d, photos, source: list[str], variants: str) -> tuple:
 @pytest.fixture(scope="module")
 def factory_build(tmp_path_factory, photos):
     return _compare_build(tmp_path_factory.mktemp("effnet-factory"), photos,
-                          ["--factory", "edgec.examples:efficientnet_lite0"], VARIANTS)
+                          ["--factory", "edgec.data.examples:efficientnet_lite0"], VARIANTS)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +93,8 @@ def _run_nhwc(path, x_nchw: np.ndarray) -> np.ndarray:
 def _check(out, m, src_format: str, variants: set[str]) -> None:
     import torch
 
-    from edgec.examples import efficientnet_lite0, normalized_nchw, photo
-    from edgec.tflite_model import read_tflite
+    from edgec.data.examples import efficientnet_lite0, normalized_nchw, photo
+    from edgec.formats.tflite import read_tflite
 
     rs = m["route_search"]
     assert rs["compared"] and rs["chosen"] == m["route"]
@@ -143,7 +143,7 @@ def test_minilm_through_litert_torch(tmp_path_factory):
     import edgec
     import real_models as rm
     from edgec.formats import TensorSpec
-    from edgec.validate.runners import TFLiteRunner
+    from edgec.runtime.runners import TFLiteRunner
 
     st = rm.load_sentence_transformer()
     root = tmp_path_factory.mktemp("minilm-litert")

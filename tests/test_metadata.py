@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edgec.errors import UsageError
-from edgec.metadata import AssociatedFile, ModelMeta, Normalization, ScoreCalibration, TensorMeta, embed, read_metadata
+from edgec.formats.metadata import AssociatedFile, ModelMeta, Normalization, ScoreCalibration, TensorMeta, embed, read_metadata
 
 HAVE_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
 
@@ -48,7 +48,7 @@ def two_input_tflite(models, cache_dir, tmp_path_factory):
     assert main(["build", str(models / "two_input.pt"), "-o", str(out), "-q", "--variants", "fp32", "--no-bench",
                  "--no-bundle", "--synthetic-validation", "--cache-dir", str(cache_dir)]) == 0
     path = out / "model_fp32.tflite"
-    from edgec.tflite_model import read_tflite
+    from edgec.formats.tflite import read_tflite
 
     image_first = len(read_tflite(path).inputs[0].shape) == 4
     return path, _meta(image_first)

@@ -14,7 +14,7 @@ import edgec
 from edgec import convert
 from edgec.errors import DependencyError
 from edgec.formats import Format
-from edgec.planner import paths
+from edgec.convert.planner import paths
 
 PLUGIN = textwrap.dedent('''
     """A third-party converter: Keras -> TFLite in one step with TFLiteConverter.from_keras_model."""
@@ -24,7 +24,7 @@ PLUGIN = textwrap.dedent('''
 
     def _run(ctx):
         import tensorflow as tf
-        from edgec.loaders import load_keras
+        from edgec.runtime.loaders import load_keras
 
         conv = tf.lite.TFLiteConverter.from_keras_model(load_keras(ctx.input))
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

@@ -14,8 +14,8 @@ import tiny_models as tm
 from edgec import convert
 from edgec.errors import ConversionError, NoRouteError
 from edgec.formats import Format, TensorSpec
-from edgec.planner import paths
-from edgec.routes import Search, retry_options
+from edgec.convert.planner import paths
+from edgec.convert.routes import Search, retry_options
 
 IMAGE = [TensorSpec("x", (1, 3, 32, 32), "float32")]
 
@@ -131,7 +131,7 @@ def test_layout_failure_is_retried_with_inputs_as_given_and_cached(cnn_onnx, tmp
     inp = res.manifest["tflite_io"]["inputs"][0]
     assert inp["shape"] == [1, 3, 32, 32]       # kept NCHW, as the retry said
     assert [s["name"] for s in res.manifest["steps"]] == ["onnx_canonicalize", "onnx_to_tf", "tf_to_tflite"]
-    from edgec.summary import render_summary
+    from edgec.report.summary import render_summary
 
     text = render_summary(res.manifest, tmp_path / "out")
     assert "attempt 1: onnx -> saved_model -> tflite  FAILED" in text and "attempt 2:" in text

@@ -45,7 +45,7 @@ def _int8_x(seed=1) -> np.ndarray:
 # -- protocol: health, metadata, infer -------------------------------------------------------------
 
 def test_health_and_metadata_follow_the_built_models(tiny, tiny_build):
-    from edgec.tflite_model import read_tflite
+    from edgec.formats.tflite import read_tflite
 
     assert tiny.get("/v2/health/live").status_code == 200
     assert tiny.get("/v2/health/ready").json() == {"ready": True}
@@ -211,7 +211,7 @@ def test_openapi_schema_is_published(tiny):
 # -- classify --------------------------------------------------------------------------------------
 
 def test_classify_every_variant_with_labels_and_agreement(tiny, tiny_build, tmp_path):
-    from edgec.examples import photo_paths
+    from edgec.data.examples import photo_paths
 
     r = tiny.post("/v2/models/cnn/classify?example=coffee&top_k=3")
     assert r.status_code == 200, r.text
@@ -343,7 +343,7 @@ def effnet_out(cache_dir) -> Path:
 
 @pytest.mark.slow
 def test_effnet_fp32_infer_equals_the_interpreter(effnet_out):
-    from edgec.examples import normalized_nchw, photo
+    from edgec.data.examples import normalized_nchw, photo
 
     x = np.ascontiguousarray(normalized_nchw(photo("chelsea")).transpose(0, 2, 3, 1))  # the build's NHWC input
     with serving(effnet_out, "--variants", "fp32") as s:
@@ -362,7 +362,7 @@ def test_effnet_fp32_infer_equals_the_interpreter(effnet_out):
 
 @pytest.mark.slow
 def test_effnet_classify_names_the_cat(effnet_out):
-    from edgec.examples import photo_paths
+    from edgec.data.examples import photo_paths
 
     cat = next(p for p in photo_paths() if p.stem == "chelsea").read_bytes()
     with serving(effnet_out) as s:

@@ -132,7 +132,7 @@ def _classify_on_page(browser, url: str, photo: Path, versions: list[str]) -> li
 
 
 def _photo(tmp_path: Path, stem: str) -> Path:
-    from edgec.examples import photo_paths
+    from edgec.data.examples import photo_paths
 
     src = next(p for p in photo_paths() if p.stem == stem)
     dst = tmp_path / src.name

@@ -10,13 +10,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgec import datasets
+from edgec.data import datasets
 from edgec.cli.main import main
-from edgec.config import BuildConfig
-from edgec.datasets_constraints import input_constraints
+from edgec.pipeline.config import BuildConfig
+from edgec.data.constraints import input_constraints
 from edgec.errors import UnsupportedModelError
 from edgec.formats import Format, TensorSpec
-from edgec.loaders import onnx_io, resolve_shapes
+from edgec.runtime.loaders import onnx_io, resolve_shapes
 
 
 def _model(nodes, inputs, outputs, inits=()):
@@ -74,7 +74,7 @@ def test_index_inputs_are_drawn_within_the_indexed_dim():
 
 
 def test_without_constraints_random_indices_break_onnxruntime():
-    from edgec.loaders import random_inputs
+    from edgec.runtime.loaders import random_inputs
 
     model = _embedding()
     sub = _model(model.graph.node[:4], [model.graph.input[0]], [model.graph.output[0]], model.graph.initializer)
@@ -91,7 +91,7 @@ def _int_div():
 
 
 def test_integer_divisors_are_non_zero_and_onnx_sources_get_them(tmp_path):
-    from edgec.calibration import resolve
+    from edgec.data.calibration import resolve
 
     model = _int_div()
     found = input_constraints(model)

@@ -8,9 +8,9 @@ import json
 import pytest
 import yaml
 
-from edgec.compat import check_ops, needed_version
+from edgec.targets.compat import check_ops, needed_version
 from edgec.errors import TargetError
-from edgec.settings import resolve
+from edgec.targets.settings import resolve
 from edgec.targets import _profiles_dir, builtin_names, load_target
 
 
@@ -65,7 +65,7 @@ def test_precedence_cli_over_config_over_profile_over_default():
     t = load_target("rpi4")
     r = resolve(t)
     assert r["settings"]["threads"] == 4 and r["origin"]["threads"] == "profile"
-    assert r["origin"]["parity_mode"] == "default" and r["settings"]["variants"] == ["fp32", "fp16", "dynamic_int8"]
+    assert r["origin"]["parity_mode"] == "default" and r["settings"]["variants"] == ["fp32", "int8"]
     r = resolve(t, {"variants": ["fp32"], "threads": 3, "parity": "warn"}, {"threads": 1})
     assert r["settings"]["threads"] == 1 and r["origin"]["threads"] == "cli"
     assert r["settings"]["variants"] == ["fp32"] and r["origin"]["variants"] == "config"

@@ -13,10 +13,10 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from ..errors import (DependencyError, DeviceAuthError, DeviceRuntimeError, DeviceTimeoutError,
+from edgec.errors import (DependencyError, DeviceAuthError, DeviceRuntimeError, DeviceTimeoutError,
                       DeviceUnreachableError, UsageError)
-from .devices import Device
-from .timing import LoopSettings
+from edgec.bench.devices import Device
+from edgec.bench.timing import LoopSettings
 
 CALL_TIMEOUT_S = 60
 ON_DEVICE_DIR = "/data/local/tmp"
@@ -139,7 +139,7 @@ class AdbDevice(Device):
 
     def measure(self, path: Path, threads: int, delegate: str, loop: LoopSettings) -> dict:
         """The measured part of a bench record, from benchmark_model on the phone."""
-        from .benchmark_model import parse
+        from edgec.bench.benchmark_model import parse
 
         facts = dict(self.describe())
         p = self._shell(f"mktemp -d {ON_DEVICE_DIR}/edgec.XXXXXXXX", "creating a temp dir on the phone")

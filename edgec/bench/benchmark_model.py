@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import DeviceCrashError
+from edgec.errors import DeviceCrashError
 
 _NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _STATS = re.compile(rf"count=(\d+)((?:\s+\w+={_NUM})+)")

@@ -1,6 +1,9 @@
-"""The runner edgec copies to a board (with ``timing.py`` beside it) and runs there with the board's
-python: ``python3 device_runner.py TASK.json``. Self-contained on purpose: the standard library,
-numpy, and whichever TFLite runtime imports (``ai_edge_litert``, else ``tflite_runtime``).
+"""The runner edgec copies to a board (with ``timing.py`` and ``tflite.py`` beside it) and runs there
+with the board's python: ``python3 device_runner.py TASK.json``. Self-contained on purpose: the
+standard library, numpy, and whichever TFLite runtime imports (``ai_edge_litert``, else
+``tflite_runtime``). The model is loaded and run by edgec's own TFLite runner
+(``edgec/runtime/tflite.py``, shipped as ``tflite.py``): the same load, delegate, thread and
+quantized-I/O handling as on the host.
 
 The timing loop is edgec's own ``measure`` (``edgec/bench/timing.py``, shipped as a file next to
 this one), so a board runs exactly the loop a local run does; the raw samples come back and the
@@ -91,28 +94,36 @@ def _os_release() -> str | None:
     return None
 
 
+def _tflite():
+    """edgec's TFLite runner: ``tflite.py`` beside this file (on a board), else ``edgec.runtime.tflite``."""
+    name = "edgec_runtime_tflite"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tflite.py")
+    if not os.path.isfile(path):
+        from edgec.runtime import tflite
+
+        return tflite
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up while the class is made
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return mod
+
+
 def runtime():
-    """(interpreter module, package name, version) of the first TFLite runtime that imports."""
-    errors = []
+    """(interpreter module, package name, version, errors) of the first TFLite runtime that imports."""
     try:
-        from ai_edge_litert import interpreter as lite
-        from importlib import metadata
-
-        try:
-            version = metadata.version("ai-edge-litert")
-        except Exception:  # noqa: BLE001 - a vendored copy without dist metadata
-            version = getattr(lite, "__version__", "unknown")
-        return lite, "ai-edge-litert", version, errors
-    except ImportError as exc:
-        errors.append(f"ai_edge_litert: {exc}")
-    try:
-        import tflite_runtime
-        from tflite_runtime import interpreter as lite
-
-        return lite, "tflite-runtime", getattr(tflite_runtime, "__version__", "unknown"), errors
-    except ImportError as exc:
-        errors.append(f"tflite_runtime: {exc}")
-    return None, None, None, errors
+        tflite = _tflite()
+    except ImportError as exc:  # the runner needs numpy, as every TFLite package does
+        return None, None, None, [f"numpy: {exc}"]
+    return tflite.find_package("auto")
 
 
 def facts() -> dict:
@@ -149,15 +160,6 @@ def _reset_peak() -> bool:
         return False
 
 
-def _interpreter(lite, task: dict):
-    kwargs = {"num_threads": int(task.get("threads") or 1)}
-    if task.get("delegate") == "none":
-        kwargs["experimental_op_resolver_type"] = lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interp = lite.Interpreter(model_path=task["model"], **kwargs)
-    interp.allocate_tensors()
-    return interp
-
-
 def _needs(task: dict):
     """The numpy module and the runtime, or the reason they are missing."""
     try:
@@ -170,14 +172,18 @@ def _needs(task: dict):
     return np, (lite, package, version), None
 
 
-def _load(np, rt, task: dict):
-    lite, package, version = rt
+def _load(np, rt, task: dict, signature: str | None = None):
+    """The model in edgec's TFLite runner (loaded, every node prepared), or the error as data."""
+    tflite = _tflite()
+    _, package, version = rt
+    runner = tflite.TFLite(task["model"], package=package, threads=int(task.get("threads") or 1),
+                           delegate="none" if task.get("delegate") == "none" else "default", signature=signature)
     try:
-        return _interpreter(lite, task), None
+        return runner.load(), None
     except Exception as exc:  # noqa: BLE001 - the runtime's own error text is the message
-        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()] or [type(exc).__name__]
-        why = next((ln for ln in lines if "Didn't find op" in ln or "builtin_code" in ln), lines[-1])
-        return None, {"error": f"{package} {version} cannot load the model: {why}",
+        why = getattr(exc, "reason", "") or tflite.reason_line(str(exc)) or type(exc).__name__
+        ops = list(getattr(exc, "ops", None) or getattr(exc, "custom_ops", None) or tflite.custom_ops_in(str(exc)))
+        return None, {"error": f"{package} {version} cannot load the model: {why}", "custom_ops": ops,
                       "runtime": package, "runtime_version": version}
 
 
@@ -191,15 +197,13 @@ def bench(task: dict) -> int:
     before = facts()
     rss_before = _status_kb("VmRSS")
     reset = _reset_peak()
-    interp, err = _load(np, rt, task)
+    runner, err = _load(np, rt, task)
     if err:
         return _emit({**err, "facts": before}, EXIT_LOAD)
     data = np.load(task["inputs"]) if task.get("inputs") else {}
-    for d in interp.get_input_details():
-        if d["name"] in data:
-            interp.set_tensor(d["index"], np.asarray(data[d["name"]], dtype=d["dtype"]))
+    runner.set_inputs({t.name: np.asarray(data[t.name], dtype=t.dtype) for t in runner.inputs() if t.name in data})
     loop = LoopSettings(**task["loop"])
-    t = measure(interp.invoke, loop)
+    t = measure(runner.invoke, loop)
     peak = _status_kb("VmHWM")
     memory = {"rss_before_mb": _mb(rss_before), "peak_rss_mb": _mb(peak),
               "increase_mb": _mb(peak - rss_before) if peak and rss_before else None,
@@ -220,23 +224,16 @@ def outputs(task: dict) -> int:
     np, rt, missing = _needs(task)
     if missing:
         return _emit({"error": missing, "facts": facts()}, EXIT_MISSING)
-    interp, err = _load(np, rt, task)
+    runner, err = _load(np, rt, task, task.get("signature"))
     if err:
         return _emit(err, EXIT_LOAD)
     feeds = np.load(task["feeds"])
     samples, keys = int(task["samples"]), task["input_keys"]
     out: dict = {}
     t0 = time.perf_counter()
-    sig = interp.get_signature_runner(task["signature"]) if task.get("signature") else None
+    raw = {t.name for t in runner.outputs()}  # raw tensors out: the host dequantizes
     for i in range(samples):
-        feed = {k: feeds[f"{i}/{k}"] for k in keys}
-        if sig is not None:
-            res = sig(**feed)
-        else:
-            for d in interp.get_input_details():
-                interp.set_tensor(d["index"], feed[d["name"]])
-            interp.invoke()
-            res = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
+        res = runner.infer({k: feeds[f"{i}/{k}"] for k in keys}, raw=raw)
         for k, v in res.items():
             out[f"{i}/{k}"] = np.asarray(v)
     np.savez(task["outputs"], **out)

@@ -10,8 +10,8 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from .device_runner import _reset_peak, _status_kb  # stdlib-only readers, shared with the board's runner
-from .timing import LoopSettings, Timing, measure
+from edgec.bench.device_runner import _reset_peak, _status_kb  # stdlib-only readers, shared with the board's runner
+from edgec.bench.timing import LoopSettings, Timing, measure
 
 
 @dataclass
@@ -48,7 +48,7 @@ class LocalDevice(Device):
     name = "local"
 
     def describe(self) -> dict:
-        from .device_runner import governors, thermal  # the same readers the board's runner uses
+        from edgec.bench.device_runner import governors, thermal  # the same readers the board's runner uses
 
         load = os.getloadavg() if hasattr(os, "getloadavg") else None
         gov = sorted(set(governors().values()))
@@ -62,7 +62,7 @@ class LocalDevice(Device):
         return session.invoke
 
     def run(self, path, runtime, threads, delegate, loop, inputs=None, seed=0) -> Run:
-        from . import runtimes
+        from edgec.bench import runtimes
 
         rss_before = _status_kb("VmRSS")
         reset = _reset_peak()
@@ -86,7 +86,7 @@ DEVICE_KEYS = ("url", "python", "key", "benchmark_binary", "timeout", "parity")
 
 def check_spec(spec: dict, where: str = "--device") -> dict:
     """A device spec (``{"url": "ssh://pi@host", "python": ..., "key": ..., ...}``) with its fields checked."""
-    from ..errors import UsageError
+    from edgec.errors import UsageError
 
     unknown = sorted(set(spec) - set(DEVICE_KEYS))
     if unknown:
@@ -100,16 +100,3 @@ def check_spec(spec: dict, where: str = "--device") -> dict:
         raise UsageError("--parity-on-device needs an ssh:// board: adb's benchmark_model returns no outputs",
                          where=where, hint="drop --parity-on-device for a phone, or use a board over ssh")
     return spec
-
-
-def make_device(spec: dict) -> Device:
-    """The Device for a spec: ``ssh://`` -> ``remote.SSHDevice``, ``adb://`` -> ``adb.AdbDevice``."""
-    check_spec(spec)
-    timeout = float(spec["timeout"]) if spec.get("timeout") else None
-    if spec["url"].startswith("ssh://"):
-        from .remote import SSHDevice
-
-        return SSHDevice(spec["url"], spec.get("python") or "python3", spec.get("key"), timeout=timeout)
-    from .adb import AdbDevice
-
-    return AdbDevice(spec["url"], spec.get("benchmark_binary"), timeout=timeout)

@@ -4,6 +4,11 @@
 noise margin: ``z`` standard errors of the difference, each run's standard error taken from the
 spread of its block medians (``stats.median_se``), so a run disturbed by other load on the machine
 gets a wider bound instead of a false alarm, and a quiet run a tight one.
+
+A gate cannot pass on nothing: when the baseline or the current run has no measurement (a record
+marked unavailable, a manifest built with ``--no-bench``, a variant the baseline never measured),
+the verdict is ``unmeasured`` and ``ok`` is false; ``edgec bench`` exits 12 for it unless
+``--allow-unmeasured`` is given.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, UsageError
-from .stats import median_se
+from edgec.errors import InputError, UsageError
+from edgec.bench.stats import median_se
 
 METRICS = {"p50": 50, "p90": 90, "p99": 99, "mean": None, "min": 0}
 Z = 2.0   # one-sided, about 98 %
@@ -31,7 +36,10 @@ def parse_fail_on(spec: str) -> tuple[str, float]:
 
 
 def load_baseline(path: str, variant: str | None = None) -> dict:
-    """A bench record from ``edgec bench --json`` output, or the variant's record in a manifest.json."""
+    """A bench record from ``edgec bench --json`` output, or the variant's record in a manifest.json.
+
+    A manifest without a measurement of ``variant`` gives an unavailable record saying so (the gate
+    then reports ``unmeasured``); a file that is no bench record at all is an input error."""
     p = Path(path)
     try:
         data = json.loads(p.read_text())
@@ -39,11 +47,12 @@ def load_baseline(path: str, variant: str | None = None) -> dict:
         raise InputError("baseline file not found", where=str(p), hint="write one with edgec bench ... --json") from None
     except ValueError as exc:
         raise InputError(f"baseline is not JSON ({exc})", where=str(p)) from exc
-    if isinstance(data, dict) and "bench" in data and "edgec_version" in data:
-        per = data["bench"] or {}
+    if isinstance(data, dict) and "edgec_version" in data and "steps" in data:  # a build's manifest.json
+        per = data.get("bench") or {}
         if variant not in per:
-            raise InputError(f"the manifest has no bench record for variant {variant!r} (has {', '.join(per)})",
-                             where=str(p))
+            why = (f"{p.name} has no bench record for variant {variant!r} (it has {', '.join(per)})" if per else
+                   f"{p.name} has no bench section (the build ran with --no-bench)")
+            return {"available": False, "p50_ms": None, "reason": why}
         data = per[variant]
     if not isinstance(data, dict) or "p50_ms" not in data:
         raise InputError("baseline holds no bench record (no p50_ms)", where=str(p))
@@ -81,11 +90,25 @@ def _differences(base: dict, cur: dict) -> list[str]:
     return notes
 
 
-def compare(base: dict, cur: dict, spec: str, z: float = Z) -> dict:
+def _unmeasured(rec: dict, key: str) -> str | None:
+    """Why a record has no value to gate on, or None when it has one."""
+    if not rec.get("available", True) or rec.get(key) is None:
+        return rec.get("reason") or f"no {key}"
+    return None
+
+
+def compare(base: dict, cur: dict, spec: str, z: float = Z, allow_unmeasured: bool = False) -> dict:
+    """The gate's verdict: ``regression``, ``improvement``, ``within bound``, or ``unmeasured`` when
+    either side has no value for the metric (not ok, unless ``allow_unmeasured``)."""
     metric, tol = parse_fail_on(spec)
     key = f"{metric}_ms"
-    if not cur.get("available", True) or cur.get(key) is None or base.get(key) is None:
-        return {"metric": metric, "verdict": "skipped", "ok": True, "reason": cur.get("reason", "no measurement")}
+    missing = {side: why for side, why in (("baseline", _unmeasured(base, key)), ("current", _unmeasured(cur, key)))
+               if why}
+    if missing:
+        reason = "; ".join(f"{side}: {why}" for side, why in missing.items())
+        return {"metric": metric, "tolerance_pct": round(100 * tol, 2), "verdict": "unmeasured",
+                "ok": allow_unmeasured, "allowed": allow_unmeasured, "unmeasured": sorted(missing),
+                "reason": f"nothing to compare ({reason})"}
     b, c = float(base[key]), float(cur[key])
     se_b, se_c = _metric_se(base, metric), _metric_se(cur, metric)
     margin = z * math.sqrt(se_b ** 2 + se_c ** 2)
@@ -100,6 +123,33 @@ def compare(base: dict, cur: dict, spec: str, z: float = Z) -> dict:
             "change_pct": round(100 * (c / b - 1), 2), "noise_margin_ms": round(margin, 6), "bound_ms": round(bound, 6),
             "se_ms": {"baseline": round(se_b, 6), "current": round(se_c, 6)}, "z": z, "verdict": verdict,
             "ok": verdict != "regression", "differences": _differences(base, cur)}
+
+
+SLOWER_TOLERANCE = 0.10   # a variant within 10 % of fp32 (plus the runs' noise) is not called slower
+
+
+def slower_than_reference(bench: dict, reference: str = "fp32", tolerance: float = SLOWER_TOLERANCE) -> list[dict]:
+    """The variants of a build's ``bench`` section that run measurably slower than ``reference``: the
+    same noise-aware test as the gate (p50 beyond the reference's by ``tolerance`` plus the noise
+    margin), here and, where both were measured on a ``--device`` board, there."""
+    ref = bench.get(reference) or {}
+    spec = f"p50:+{100 * tolerance:g}%"
+    found = []
+    for where, pick in (("here", lambda r: r), ("on the device", lambda r: r.get("device") or {})):
+        base = pick(ref)
+        if not base or not base.get("available", True) or not base.get("p50_ms"):
+            continue
+        for variant, rec in bench.items():
+            cur = pick(rec)
+            if variant == reference or not cur or not cur.get("available", True) or cur.get("p50_ms") is None:
+                continue
+            g = compare(base, cur, spec)
+            if g["verdict"] == "regression":
+                found.append({"variant": variant, "reference": reference,
+                              "ratio": round(cur["p50_ms"] / base["p50_ms"], 2), "p50_ms": cur["p50_ms"],
+                              "reference_p50_ms": base["p50_ms"],
+                              "where": "here" if where == "here" else f"on {cur.get('measured_on') or 'the device'}"})
+    return found
 
 
 def markdown(record: dict) -> str:
@@ -120,7 +170,10 @@ def markdown(record: dict) -> str:
     est = record.get("estimate")
     if est and est.get("p50_ms") is not None:
         lines += ["", f"**Estimated** on {est['device']}: p50 ≈ {est['p50_ms']} ms (band {est['low_ms']}–{est['high_ms']} ms)."]
-    if g and g.get("verdict") != "skipped":
+    if g and g.get("verdict") == "unmeasured":
+        mark = "⚠️ allowed (--allow-unmeasured)" if g.get("allowed") else "❌ fails"
+        lines += ["", f"**Gate {g['metric']}:+{g['tolerance_pct']:g}%: UNMEASURED**, {mark}: {g['reason']}."]
+    elif g and g.get("verdict") != "skipped":
         mark = "❌ regression" if not g["ok"] else "✅ " + g["verdict"]
         lines += ["", "| gate | baseline ms | current ms | change | bound ms (tolerance + noise) | verdict |",
                   "|---|---|---|---|---|---|",

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import DeviceError, DeviceTimeoutError, InputError, UsageError
-from .devices import DEVICE_KEYS, check_spec
+from edgec.errors import DeviceError, DeviceTimeoutError, InputError, UsageError
+from edgec.bench.devices import DEVICE_KEYS, check_spec
 
 LOCK_WAIT_S = 3600
 
@@ -174,8 +174,8 @@ def on_every_board(boards: list[Board], fn: Callable[[Board], dict], wait_s: flo
 
 def bench_pool(cfg, loop) -> dict:
     """``edgec bench --device-pool FILE --target T``: the artifact on every board of T."""
-    from . import bench_artifact
-    from .devices import make_device
+    from edgec.bench.measure import bench_artifact
+    from edgec.bench.connect import make_device
 
     boards = matching(load_pool(cfg.device_pool), cfg.target)
     if not boards:
@@ -193,7 +193,7 @@ def bench_pool(cfg, loop) -> dict:
 
 
 def render_pool(rec: dict) -> str:
-    from .report import render
+    from edgec.bench.report import render
 
     lines = [f"edgec bench {rec['artifact']} on the {len(rec['boards'])} board(s) of {rec['target']} in {rec['pool']}"]
     for r in rec["boards"]:

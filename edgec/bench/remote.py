@@ -1,5 +1,6 @@
 """A board behind SSH (``--device ssh://USER@HOST[:PORT]``): the system OpenSSH client runs edgec's
-runner (``device_runner.py`` + ``timing.py``) on it with the board's own python and TFLite runtime.
+runner (``device_runner.py``, ``timing.py`` and the runtime layer's ``tflite.py``) on it with the
+board's own python and TFLite runtime.
 
 Every call is ``ssh``/``scp`` with an argument list, ``BatchMode=yes`` (never a password prompt),
 ``ConnectTimeout`` and a per-call time limit, so ``~/.ssh/config``, agents and ProxyJump work as
@@ -21,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import (DeviceAuthError, DeviceCrashError, DeviceRuntimeError, DeviceTimeoutError,
+from edgec.errors import (DeviceAuthError, DeviceCrashError, DeviceRuntimeError, DeviceTimeoutError,
                       DeviceUnreachableError, UsageError)
-from .devices import Device, Run
-from .timing import LoopSettings, Timing
+from edgec.bench.devices import Device, Run
+from edgec.bench.timing import LoopSettings, Timing
 
 HERE = Path(__file__).resolve().parent
-RUNNER_FILES = (HERE / "device_runner.py", HERE / "timing.py")
+# The runner, its timing loop, and edgec's TFLite runner (shipped as tflite.py: stdlib + numpy).
+RUNNER_FILES = (HERE / "device_runner.py", HERE / "timing.py", HERE.parent / "runtime" / "tflite.py")
 MARK = "EDGEC-RESULT "
 EXIT_MARK = "EDGEC-EXIT "
 CONNECT_TIMEOUT_S = 10
@@ -131,7 +133,7 @@ class SSHDevice(Device):
                 rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                     timeout=self.connect_timeout + 20).returncode
             except FileNotFoundError:
-                from ..errors import DependencyError
+                from edgec.errors import DependencyError
 
                 os.rmdir(ctl_dir)
                 raise DependencyError("the OpenSSH client ('ssh') is not installed here",
@@ -175,7 +177,7 @@ class SSHDevice(Device):
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except FileNotFoundError:
-            from ..errors import DependencyError
+            from edgec.errors import DependencyError
 
             raise DependencyError(f"the OpenSSH client ('{cmd[0]}') is not installed here",
                                   hint="install it: apt-get install openssh-client") from None
@@ -246,8 +248,15 @@ class SSHDevice(Device):
                                      hint="install numpy and ai-edge-litert (or tflite-runtime) for that python "
                                           "on the board, or point --device-python at one that has them")
         if p.returncode == 4:
-            from ..errors import UnsupportedModelError
+            from edgec.errors import UnsupportedModelError, UnsupportedOpsError
 
+            if result.get("custom_ops"):
+                rt = f"{result.get('runtime')} {result.get('runtime_version')} on {self.name}"
+                raise UnsupportedOpsError(f"TFLite runtime ({rt})", {op: ["(named by the board's runtime)"]
+                                                                    for op in result["custom_ops"]},
+                                          where=self.name, hint="the board's runtime has no kernel for these "
+                                          "custom ops: run the model with a runtime built with them registered "
+                                          "or a delegate that provides them, or convert the model without them")
             raise UnsupportedModelError(f"on the board: {result['error']}", where=self.name,
                                         hint="the board's runtime is older than the ops need: see `edgec bench "
                                              "--target` compat, or update the runtime on the board")
@@ -282,9 +291,9 @@ class SSHDevice(Device):
             raise UsageError(f"a device over ssh runs TFLite models, not {runtime}", where=str(path))
         import numpy as np
 
-        from .runtimes import make_inputs
-        from ..formats import TensorSpec
-        from ..tflite_model import read_tflite
+        from edgec.bench.runtimes import make_inputs
+        from edgec.formats import TensorSpec
+        from edgec.formats.tflite import read_tflite
 
         info = read_tflite(Path(path))
         specs = [TensorSpec(t.name, tuple(t.shape), t.dtype) for t in info.inputs]
@@ -306,7 +315,7 @@ class SSHDevice(Device):
         if delegate in ("gpu", "nnapi"):
             notes.append(f"the profile's {delegate} delegate is not used by the ssh runner: measured on the "
                          "board's CPU with the runtime's default delegate (XNNPACK)")
-        from .runtimes import Session
+        from edgec.bench.runtimes import Session
 
         rows = [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
         session = Session(None, res["runtime"], res["runtime_version"], res["delegate"], res["threads"], rows, notes)
@@ -370,7 +379,7 @@ def board_compat(path: Path, target, device, record: dict) -> dict:
     with the board's own load of the model as the load result."""
     from dataclasses import replace
 
-    from ..compat import check_artifact
+    from edgec.targets.compat import check_artifact
 
     package, version = device.runtime()
     if package == "benchmark_model":  # adb: the binary prints no version; the profile's version, the phone's load

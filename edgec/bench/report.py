@@ -100,7 +100,10 @@ def render(r: dict) -> str:
                 lines.append(f"budget latency ({b['basis']}): {b['value_ms']} ms <= {b['budget_ms']} ms: "
                              f"{'ok' if b['ok'] else 'OVER'}")
     g = r.get("gate")
-    if g and g.get("verdict") != "skipped":
+    if g and g.get("verdict") == "unmeasured":  # either side has no measurement (edgec/bench/gate.py)
+        lines.append(f"gate {g['metric']}:+{g['tolerance_pct']:g}%: UNMEASURED -> "
+                     f"{'allowed (--allow-unmeasured)' if g.get('allowed') else 'FAILS'}: {g['reason']}")
+    elif g and g.get("verdict") != "skipped":
         lines.append(f"gate {g['metric']}:+{g['tolerance_pct']:g}%: baseline {g['baseline_ms']:.3f} ms, now "
                      f"{g['current_ms']:.3f} ms ({g['change_pct']:+.1f}%), bound {g['bound_ms']:.3f} ms "
                      f"(noise margin {g['noise_margin_ms']:.3f}) -> {g['verdict'].upper()}")

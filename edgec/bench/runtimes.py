@@ -11,8 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DependencyError, UsageError, require
-from ..formats import TensorSpec
+from edgec.errors import DependencyError, UsageError, require
+from edgec.formats import TensorSpec
 
 
 @dataclass
@@ -24,16 +24,7 @@ class Session:
     threads: int
     inputs: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    handle: object = None          # the interpreter / InferenceSession, kept alive
-
-
-def _version(dist: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    handle: object = None          # the runner (edgec.runtime), kept alive while it is timed
 
 
 def make_inputs(specs: list[TensorSpec], npz: str | None, seed: int) -> tuple[dict, str]:
@@ -44,50 +35,33 @@ def make_inputs(specs: list[TensorSpec], npz: str | None, seed: int) -> tuple[di
         if missing:
             raise UsageError(f"the inputs file lacks {', '.join(missing)} (has {', '.join(data.files)})", where=npz)
         return {s.name: np.asarray(data[s.name], dtype=s.dtype) for s in specs}, f"file {npz}"
-    from ..loaders import random_inputs
+    from edgec.runtime.loaders import random_inputs
 
     return random_inputs(specs, seed=seed), f"synthetic: seeded random (seed {seed}; normal for float, 0-99 for int)"
 
 
-def refuse_custom_ops(path: Path) -> None:
-    """A model with custom ops runs only where those kernels are registered (MediaPipe's graph
-    runtime, an app's own resolver): name them instead of letting the interpreter fail."""
-    from ..errors import UnsupportedOpsError
-    from ..tflite_model import read_tflite
-
-    custom = read_tflite(path).custom_ops()
-    if custom:
-        raise UnsupportedOpsError("tflite runtime (ai-edge-litert)", custom, where=str(path),
-                                  hint="these custom ops have no kernel in a stock TFLite interpreter; run the "
-                                       "model where they are registered (e.g. MediaPipe), or replace them")
-
-
 def tflite_session(path: Path, threads: int, delegate: str, npz: str | None, seed: int) -> tuple[Session, str]:
-    from ai_edge_litert import interpreter as lite
+    """The model in ``edgec.runtime.tflite.TFLite`` with its inputs set; ``invoke`` is the
+    interpreter's own. A custom op without a kernel is the runner's ``UnsupportedOpsError``."""
+    from edgec.logs import captured
+    from edgec.runtime.tflite import TFLite
 
-    kwargs = {"num_threads": threads}
     notes = []
     used = "xnnpack"
     if delegate == "none":
-        kwargs["experimental_op_resolver_type"] = lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         used = "none (reference kernels)"
     elif delegate in ("gpu", "nnapi"):
         notes.append(f"the {delegate} delegate does not exist on this machine: measured on the CPU with XNNPACK")
         used = f"xnnpack (profile: {delegate})"
-    refuse_custom_ops(path)
-    from ..native_log import captured
-
+    runner = TFLite(path, delegate="none" if delegate == "none" else "default", threads=threads,
+                    package="ai_edge_litert", signature=None)
     with captured():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-        interp = lite.Interpreter(model_path=str(path), **kwargs)
-        interp.allocate_tensors()
-    details = interp.get_input_details()
-    specs = [TensorSpec(d["name"], tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]).name) for d in details]
+        runner.load()
+    specs = [TensorSpec(t.name, t.shape, t.dtype) for t in runner.inputs()]
     feed, source = make_inputs(specs, npz, seed)
-    for d in details:
-        interp.set_tensor(d["index"], feed[d["name"]])
+    runner.set_inputs(feed)
     rows = [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
-    return Session(interp.invoke, "ai-edge-litert", _version("ai-edge-litert"), used, threads, rows, notes,
-                   interp), source
+    return Session(runner.invoke, runner.package, runner.version, used, threads, rows, notes, runner), source
 
 
 def cuda_status() -> tuple[bool, str]:
@@ -112,24 +86,22 @@ def cuda_status() -> tuple[bool, str]:
 
 
 def onnx_session(path: Path, threads: int, delegate: str, npz: str | None, seed: int) -> tuple[Session, str]:
-    ort = require("onnxruntime", purpose="ONNX Runtime benchmarks")
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.intra_op_num_threads = threads
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if delegate == "cuda" else ["CPUExecutionProvider"]
-    sess = ort.InferenceSession(str(path), opts, providers=providers)
-    if delegate == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
+    """The model in ``edgec.runtime.onnxruntime.OnnxRuntime`` with its inputs set; ``invoke`` is
+    ``session.run`` on them."""
+    from edgec.runtime.onnxruntime import CPU, CUDA, OnnxRuntime
+
+    runner = OnnxRuntime(path, threads=threads, providers=CUDA if delegate == "cuda" else CPU).load()
+    if delegate == "cuda" and "CUDAExecutionProvider" not in runner.used_providers():
         raise DependencyError("ONNX Runtime did not take the CUDA execution provider", where=str(path),
                               hint="check the CUDA and cuDNN libraries onnxruntime-gpu needs")
-    type_map = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
-                "tensor(int32)": "int32", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(bool)": "bool"}
-    specs = [TensorSpec(i.name, tuple(d if isinstance(d, int) else 1 for d in i.shape), type_map.get(i.type, "float32"))
-             for i in sess.get_inputs()]
+    specs = [TensorSpec(t.name, tuple(d if isinstance(d, int) else 1 for d in t.shape), t.dtype)
+             for t in runner.inputs()]
     feed, source = make_inputs(specs, npz, seed)
+    runner.set_inputs(feed)
     rows = [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
     dist = "onnxruntime-gpu" if delegate == "cuda" else "onnxruntime"
-    return Session(lambda: sess.run(None, feed), dist, ort.__version__, sess.get_providers()[0], threads, rows, [],
-                   sess), source
+    return Session(runner.invoke, dist, runner.version, runner.used_providers()[0], threads, rows, [],
+                   runner), source
 
 
 def fp16_onnx(src: Path, dst: Path) -> Path:

@@ -8,6 +8,7 @@ import json
 import os
 
 REGRESSION_EXIT = 10
+UNMEASURED_EXIT = 12   # the gate had nothing to compare (see edgec/bench/gate.py); --allow-unmeasured lets it pass
 
 
 def add_parsers(sub, common, epilog: str) -> None:
@@ -25,12 +26,15 @@ def add_parsers(sub, common, epilog: str) -> None:
     b.add_argument("--no-compat", action="store_true", help="skip the on-device runtime check")
     b.add_argument("--baseline", metavar="FILE", help="a stored `edgec bench --json` (or manifest.json) to compare with")
     b.add_argument("--fail-on", metavar="METRIC:+N%", help="exit 10 when METRIC (p50, p90, p99, mean, min) exceeds "
-                   "the baseline by more than N%% plus the runs' noise margin")
+                   "the baseline by more than N%% plus the runs' noise margin; exit 12 when the baseline or this run "
+                   "has no measurement")
+    b.add_argument("--allow-unmeasured", action="store_true", help="let the gate pass (exit 0, verdict still "
+                   "'unmeasured') when the baseline or this run has no measurement")
     b.add_argument("--summary", metavar="FILE.md", help="write a Markdown summary (also appended to "
                    "$GITHUB_STEP_SUMMARY when that is set)")
     b.add_argument("--output", "-o", metavar="FILE.json", help="also write the JSON record here (a future baseline)")
     b.add_argument("--json", action="store_true", help="print the record as JSON")
-    from .device_args import add_device_arguments
+    from edgec.cli.device_args import add_device_arguments
 
     add_device_arguments(b)  # --device ssh://... | adb://..., --device-pool devices.yaml
 
@@ -44,19 +48,22 @@ def add_parsers(sub, common, epilog: str) -> None:
 
 
 def cmd_bench(args) -> int:
-    from ..bench import bench
-    from ..bench.gate import markdown
-    from ..bench.report import render
-    from ..config import BenchConfig
-    from .device_args import device_spec
+    from edgec.bench import bench
+    from edgec.bench.gate import markdown
+    from edgec.bench.report import render
+    from edgec.pipeline.config import BenchConfig
+    from edgec.cli.device_args import device_spec
 
     cfg = BenchConfig(artifact=args.artifact, target=args.target, threads=args.threads, variant=args.variant,
                       warmup_s=args.warmup, min_runs=args.min_runs, min_seconds=args.min_seconds, inputs=args.inputs,
                       compat=not args.no_compat, baseline=args.baseline, fail_on=args.fail_on,
                       device=device_spec(args), device_pool=args.device_pool)
     record = bench(cfg)
+    gate = record.get("gate")
+    if gate and gate.get("verdict") == "unmeasured" and args.allow_unmeasured:
+        gate.update(ok=True, allowed=True)
     if "pool" in record:  # --device-pool: one record per board
-        from ..bench.pool import render_pool
+        from edgec.bench.pool import render_pool
 
         print(json.dumps(record, indent=2, default=str) if args.json else render_pool(record))
         return 0 if record["ok"] else next(r["exit_code"] for r in record["boards"] if "error" in r)
@@ -72,23 +79,24 @@ def cmd_bench(args) -> int:
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
             f.write(md)
-    gate = record.get("gate")
-    return REGRESSION_EXIT if gate and not gate["ok"] else 0
+    if not gate or gate["ok"]:
+        return 0
+    return UNMEASURED_EXIT if gate["verdict"] == "unmeasured" else REGRESSION_EXIT
 
 
 def cmd_estimate(args) -> int:
-    from ..errors import UsageError
-    from ..targets import load_target
+    from edgec.errors import UsageError
+    from edgec.targets import load_target
 
     target = load_target(args.target)
     out: dict = {}
     if args.loo or not args.artifact:
-        from ..estimate import loo_report
+        from edgec.bench.estimate import loo_report
 
         out["leave_one_out"] = loo_report(target)
     if args.artifact:
-        from ..bench import variant_of
-        from ..estimate import estimate_artifact
+        from edgec.bench import variant_of
+        from edgec.bench.estimate import estimate_artifact
 
         if target.is_host:
             raise UsageError(f"{target.name} is this machine: measure it with `edgec bench`, not an estimate")
@@ -97,29 +105,43 @@ def cmd_estimate(args) -> int:
     return 0
 
 
+def _error_rows(rows: list[dict]) -> list[str]:
+    from edgec.validate.table import align
+
+    table = [["model", "device", "precision", "threads", "published ms", "predicted ms", "error", "band ms", "source"]]
+    for r in rows:
+        band = f"{r['low_ms']:.2f}-{r['high_ms']:.2f}{'' if r['in_band'] else ' MISSED'}" if "in_band" in r else ""
+        table.append([r["model"], r["device"], r["precision"], str(r["threads"] or "-"), f"{r['published_ms']:.2f}",
+                      "-" if r["predicted_ms"] is None else f"{r['predicted_ms']:.2f}",
+                      "n/a" if r["error_pct"] is None else f"{r['error_pct']:+.1f}%", band, r["source"]])
+    return align(table, right=(3, 4, 5, 6), indent="  ")
+
+
 def _render_estimate(out: dict) -> str:
     lines = []
     for cls, rep in out.get("leave_one_out", {}).items():
-        lines.append(f"leave-one-out on the reference table, {cls} ({rep['predicted']} predictable rows): "
+        lines.append(f"leave-one-out on the fitted reference rows, {cls} ({rep['predicted']} predictable rows): "
                      f"median |error| {rep['median_abs_error_pct']}%, max {rep['max_abs_error_pct']}%  (fit: {rep['fit']})")
-        for r in rep["rows"]:
-            err = f"{r['error_pct']:+.1f}%" if r["error_pct"] is not None else "n/a"
-            pred = f"{r['predicted_ms']:.2f}" if r["predicted_ms"] is not None else "-"
-            lines.append(f"  {r['model']:<24} {r['device'][:28]:<28} {r['precision']:<5} {r['threads'] or '-':>2}t "
-                         f"published {r['published_ms']:>7.2f} ms  predicted {pred:>7} ms  {err:>7}  [{r['source']}]")
+        lines += _error_rows(rep["rows"])
+        held = rep.get("holdout")
+        if held:
+            lines.append(f"held-out reference rows (never fitted), {cls} ({held['predicted']} predicted): median "
+                         f"|error| {held['median_abs_error_pct']}%, max {held['max_abs_error_pct']}%, "
+                         f"{held['in_band']} of {held['predicted']} inside the leave-one-out band")
+            lines += _error_rows(held["rows"])
     if "estimate" in out:
-        from ..bench.report import _estimate
+        from edgec.bench.report import _estimate
 
         lines += _estimate(out["estimate"])
     return "\n".join(lines)
 
 
 def resolved_settings(target, args) -> dict:
-    from ..settings import resolve
+    from edgec.targets.settings import resolve
 
     config = {}
     if getattr(args, "config", None):
-        from ..config import load_config_file
+        from edgec.pipeline.config import load_config_file
 
         config = load_config_file(args.config)
     cli = {"threads": getattr(args, "threads", None),

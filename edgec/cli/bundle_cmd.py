@@ -1,5 +1,5 @@
 """The bundle flags of ``edgec build`` and ``edgec bundle OUT``: flags -> ``BundleOptions`` -> the same
-API a Python user calls (``edgec.bundle``). Light at import time."""
+API a Python user calls (``edgec.make_bundle``). Light at import time."""
 
 from __future__ import annotations
 
@@ -74,9 +74,9 @@ def add_parsers(sub, common, epilog: str) -> None:
 
 
 def cmd_bundle(args) -> int:
-    from ..bundler import BundleOptions, bundle
-    from ..config import parse_floats
-    from ..pipeline import load_manifest
+    from edgec.bundle import BundleOptions, bundle
+    from edgec.pipeline.config import parse_floats
+    from edgec.formats.manifest import load_manifest
 
     base = (load_manifest(args.out).get("config") or {}).get("bundle") or {}
     flags = _option_flags(args)

@@ -25,7 +25,7 @@ def add_device_arguments(p, build: bool = False) -> None:
 
 def device_spec(args, build: bool = False) -> dict | None:
     """The spec dict for BenchConfig/BuildConfig ``device``; None without --device."""
-    from ..errors import UsageError
+    from edgec.errors import UsageError
 
     url = getattr(args, "device", None)
     extra = [f for f in ("device_python", "device_key", "device_timeout", "benchmark_binary") if getattr(args, f, None)]

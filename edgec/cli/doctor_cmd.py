@@ -16,8 +16,8 @@ def add_parser(sub, common, epilog: str) -> None:
 def cmd_doctor(args) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..convert import envs
-    from ..errors import DependencyError
+    from edgec.convert import envs
+    from edgec.errors import DependencyError
 
     with ThreadPoolExecutor(len(envs.ENVS)) as pool:
         results = list(pool.map(envs.check, envs.ENVS.values()))

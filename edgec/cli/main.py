@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from ..errors import EXIT_CODES, EdgecError
+from edgec.errors import EXIT_CODES, EdgecError
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {k:>3}  {v}" for k, v in EXIT_CODES.items())
 
@@ -54,13 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--compare-routes", action="store_true", help="build every feasible route (each converter "
                    "family), compare parity, speed here, size, ops and delegate coverage, and keep the fastest "
                    "within the target's fp32 parity budget")
-    from .parity_cmd import add_build_arguments, add_parsers as add_parity_parsers
+    from edgec.cli.parity_cmd import add_build_arguments, add_parsers as add_parity_parsers
 
     add_build_arguments(b)  # calibration, validation, budgets, image preprocessing
-    from .bundle_cmd import add_build_arguments as add_bundle_arguments, add_parsers as add_bundle_parsers
+    from edgec.cli.bundle_cmd import add_build_arguments as add_bundle_arguments, add_parsers as add_bundle_parsers
 
     add_bundle_arguments(b)  # --labels, --name, ..., --bundle/--no-bundle
-    from .device_args import add_device_arguments
+    from edgec.cli.device_args import add_device_arguments
 
     add_device_arguments(b, build=True)  # --device ssh://... | adb://..., --parity-on-device
 
@@ -83,19 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--out", help="where a comparison goes (default: the second build's directory)")
     r.add_argument("--tensorboard", metavar="DIR", help="also export the numbers as TensorBoard event files")
 
-    from .bench_cmd import add_parsers
+    from edgec.cli.bench_cmd import add_parsers
 
     add_parsers(sub, common, EPILOG)
     add_bundle_parsers(sub, common, EPILOG)
     add_parity_parsers(sub, common, EPILOG)
-    from .serve_cmd import add_parsers as add_serve_parsers
+    from edgec.cli.serve_cmd import add_parsers as add_serve_parsers
 
     add_serve_parsers(sub, common, EPILOG)
 
-    from .matrix_cmd import add_parsers as add_matrix_parsers
+    from edgec.cli.matrix_cmd import add_parsers as add_matrix_parsers
 
     add_matrix_parsers(sub, common, EPILOG)  # edgec matrix ..., edgec cache verify
-    from .doctor_cmd import add_parser as add_doctor_parser
+    from edgec.cli.doctor_cmd import add_parser as add_doctor_parser
 
     add_doctor_parser(sub, common, EPILOG)
     d = sub.add_parser("demo", parents=[common], help="build the built-in real example: pretrained EfficientNet-Lite0 for rpi4")
@@ -106,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build_config(args):
-    from ..config import BuildConfig, load_config_file, parse_shape, parse_value, split_dtype
+    from edgec.pipeline.config import BuildConfig, load_config_file, parse_shape, parse_value, split_dtype
 
     base = load_config_file(args.config) if args.config else {}
     shapes, dtypes = {}, {}
@@ -128,13 +128,13 @@ def _build_config(args):
         "bench": False if getattr(args, "no_bench", False) else None,
         "compare_routes": True if getattr(args, "compare_routes", False) else None,
     }
-    from .device_args import device_spec
+    from edgec.cli.device_args import device_spec
 
     flags["device"] = device_spec(args, build=True)  # --device, --parity-on-device (None without them)
-    from .parity_cmd import build_flags
+    from edgec.cli.parity_cmd import build_flags
 
     flags.update(build_flags(args, base))
-    from .bundle_cmd import build_flags as bundle_flags
+    from edgec.cli.bundle_cmd import build_flags as bundle_flags
 
     flags.update(bundle_flags(args, base))
     merged = dict(base)
@@ -143,13 +143,13 @@ def _build_config(args):
 
 
 def _cmd_build(args) -> int:
-    from ..progress import Progress
+    from edgec.pipeline.progress import Progress
 
     cfg = _build_config(args)
     if args.dry_run:
-        from ..formats import Format, detect_format
-        from ..planner import paths, plan
-        from ..targets import load_target
+        from edgec.formats import Format, detect_format
+        from edgec.convert.planner import paths, plan
+        from edgec.targets import load_target
 
         load_target(cfg.target)
         src = detect_format(cfg.model) if cfg.model else Format.TORCH_MODULE
@@ -158,8 +158,8 @@ def _cmd_build(args) -> int:
         print(json.dumps({"config": cfg.to_dict(), "route": [c.name for c in route],
                           "route_candidates": candidates}, indent=2))
         return 0
-    from .. import build
-    from ..errors import ParityError
+    from edgec import build
+    from edgec.errors import ParityError
 
     try:
         result = build(cfg, Progress(enabled=not (args.quiet or args.json)))
@@ -175,13 +175,13 @@ def _print_build(result, args) -> None:
     if args.json:
         print(json.dumps(result.manifest, indent=2, default=str))
     else:
-        from ..summary import render_summary
+        from edgec.report.summary import render_summary
 
         print(render_summary(result.manifest, result.out))
 
 
 def _cmd_inspect(args) -> int:
-    from ..inspection import inspect_model, render_text
+    from edgec.report.inspect import inspect_model, render_text
 
     info = inspect_model(args.model, trust_pickle=args.trust_pickle)
     print(json.dumps(info, indent=2, default=str) if args.json else render_text(info))
@@ -189,14 +189,14 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_targets(args) -> int:
-    from ..targets import list_targets, load_target
+    from edgec.targets import list_targets, load_target
 
     if args.action == "show":
         if not args.name:
-            from ..errors import UsageError
+            from edgec.errors import UsageError
 
             raise UsageError("`edgec targets show` needs a NAME or a profile FILE")
-        from .bench_cmd import resolved_settings
+        from edgec.cli.bench_cmd import resolved_settings
 
         target = load_target(args.name)
         prof = target.to_dict()
@@ -222,8 +222,8 @@ def _cmd_targets(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from ..errors import UsageError
-    from ..report import write_comparison, write_reports
+    from edgec.errors import UsageError
+    from edgec.report import write_comparison, write_reports
 
     if len(args.builds) > 2:
         raise UsageError("`edgec report` takes one build directory, or two to compare")
@@ -232,7 +232,7 @@ def _cmd_report(args) -> int:
     else:
         paths = write_comparison(args.builds[0], args.builds[1], args.out or args.builds[1])
     if args.tensorboard:
-        from ..report.tensorboard import export_tensorboard
+        from edgec.report.tensorboard import export_tensorboard
 
         paths.append(export_tensorboard(args.builds, args.tensorboard))
     for p in paths:
@@ -241,7 +241,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from ..examples import run_demo
+    from edgec.pipeline.demo import run_demo
 
     print(run_demo(args.out, args.target, args.cache_dir))
     return 0
@@ -251,43 +251,45 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.version:
-        from .. import __version__
+        from edgec.environment import __version__
 
         print(f"edgec {__version__}")
         return 0
     if not args.command:
         parser.print_help()
         return 2
+    from edgec import logs
+
+    # Before any framework loads: --debug shows the frameworks' own log lines (here and in the
+    # children edgec starts); otherwise they are told to keep quiet (see edgec.logs).
+    logs.set_debug(args.debug)
+    logs.quiet_env()
     handler = {"build": _cmd_build, "inspect": _cmd_inspect, "targets": _cmd_targets, "report": _cmd_report,
                "demo": _cmd_demo}
     if args.command in ("bench", "estimate"):
-        from .bench_cmd import cmd_bench, cmd_estimate
+        from edgec.cli.bench_cmd import cmd_bench, cmd_estimate
 
         handler.update(bench=cmd_bench, estimate=cmd_estimate)
     if args.command == "bundle":
-        from .bundle_cmd import cmd_bundle
+        from edgec.cli.bundle_cmd import cmd_bundle
 
         handler["bundle"] = cmd_bundle
     if args.command == "parity":
-        from .parity_cmd import cmd_parity
+        from edgec.cli.parity_cmd import cmd_parity
 
         handler["parity"] = cmd_parity
     if args.command == "doctor":
-        from .doctor_cmd import cmd_doctor
+        from edgec.cli.doctor_cmd import cmd_doctor
 
         handler["doctor"] = cmd_doctor
     if args.command in ("matrix", "cache"):
-        from .matrix_cmd import cmd_cache, cmd_matrix
+        from edgec.cli.matrix_cmd import cmd_cache, cmd_matrix
 
         handler.update(matrix=cmd_matrix, cache=cmd_cache)
     if args.command == "serve":
-        from .serve_cmd import cmd_serve
+        from edgec.cli.serve_cmd import cmd_serve
 
         handler["serve"] = cmd_serve
-    if args.debug:
-        import os
-
-        os.environ["EDGEC_NATIVE_LOGS"] = "1"  # --debug shows the frameworks' own log lines too
     try:
         code = handler[args.command](args)
     except EdgecError as exc:

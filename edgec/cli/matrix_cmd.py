@@ -36,11 +36,11 @@ def add_parsers(sub, common, epilog) -> None:
 
 
 def cmd_matrix(args) -> int:
-    from ..errors import UsageError
+    from edgec.errors import UsageError
 
     items = list(args.items)
     if items[:1] == ["merge"]:
-        from ..matrix.report import gate, merge, write_matrix
+        from edgec.matrix.report import gate, merge, write_matrix
 
         out = args.out or "edgec-matrix"
         record = merge(items[1:], out)
@@ -48,8 +48,8 @@ def cmd_matrix(args) -> int:
         paths = write_matrix(record, __import__("pathlib").Path(out))
         return _finish(record, args, paths)
     if items[:1] == ["init-ci"]:
-        from ..matrix import load_project
-        from ..matrix.ci import write_workflow
+        from edgec.matrix import load_project
+        from edgec.matrix.ci import write_workflow
 
         project = items[1] if len(items) > 1 else "edgec.yaml"
         load_project(project)  # the workflow is only written for a project file that validates
@@ -65,14 +65,14 @@ def cmd_matrix(args) -> int:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     from pathlib import Path
 
-    from ..matrix import matrix
-    from ..matrix.plan import parse_shard
-    from ..matrix.run import MatrixOptions
+    from edgec.matrix import matrix
+    from edgec.matrix.plan import parse_shard
+    from edgec.matrix.run import MatrixOptions
 
     opts = MatrixOptions(out=Path(args.out or "edgec-matrix"), jobs=args.jobs, cache_dir=args.cache_dir,
                          shard=parse_shard(args.shard), only=args.only, baseline=args.baseline,
                          fail_on=args.fail_on, quiet=args.quiet or args.json)
-    from ..bench.gate import parse_fail_on
+    from edgec.bench.gate import parse_fail_on
 
     parse_fail_on(args.fail_on)
     record = matrix(items[0] if items else "edgec.yaml", opts)
@@ -97,7 +97,7 @@ def _finish(record: dict, args, paths) -> int:
 
 
 def cmd_cache(args) -> int:
-    from ..cache import open_cache
+    from edgec.pipeline.cache import open_cache
 
     cache = open_cache(args.cache_dir)
     try:

@@ -41,7 +41,7 @@ def add_build_arguments(b) -> None:
 
 
 def _preprocess_flags(args) -> dict:
-    from ..config import parse_floats
+    from edgec.pipeline.config import parse_floats
 
     return {"image_resize": args.image_resize, "mean": parse_floats(args.mean, "mean") if args.mean else None,
             "std": parse_floats(args.std, "std") if args.std else None, "channel_order": args.channel_order,
@@ -50,7 +50,7 @@ def _preprocess_flags(args) -> dict:
 
 def build_flags(args, base: dict) -> dict:
     """The BuildConfig fields these flags set (None: not given); budgets merge over the config file's."""
-    from ..config import parse_budget
+    from edgec.pipeline.config import parse_budget
 
     budgets = {k: dict(v) for k, v in (base.get("parity_budgets") or {}).items()}
     for text in args.budget:
@@ -82,9 +82,9 @@ def add_parsers(sub, common, epilog: str) -> None:
 def cmd_parity(args) -> int:
     import sys
 
-    from ..config import parse_shape
-    from ..errors import UsageError
-    from ..validate.pairwise import compare_models, render
+    from edgec.pipeline.config import parse_shape
+    from edgec.errors import UsageError
+    from edgec.pipeline.pairwise import compare_models, render
 
     budget = {}
     for text in args.budget:

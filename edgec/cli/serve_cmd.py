@@ -23,7 +23,7 @@ def add_parsers(sub, common, epilog: str) -> None:
 
 
 def cmd_serve(args) -> int:
-    from ..serve import ServeConfig, serve
+    from edgec.serve import ServeConfig, serve
 
     cfg = ServeConfig(args.path, args.name, args.host, args.port,
                       tuple(v for v in args.variants.split(",") if v) if args.variants else None,

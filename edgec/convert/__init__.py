@@ -1,7 +1,7 @@
 """Converters are the edges of the format graph; each module here registers one edge.
 
 Adding a converter is one module (registering a ``Converter``) plus its test. The registry refuses a
-second converter for the same name, and the planner in ``edgec.pipeline`` finds the route.
+second converter for the same name, and the planner in ``edgec.pipeline.build`` finds the route.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..formats import Format, TensorSpec
+from edgec.formats import Format, TensorSpec
 
 
 @dataclass
@@ -78,7 +78,7 @@ def load_plugins() -> None:
     has, is an error naming the plugin and its distribution, not a silent omission."""
     from importlib import metadata
 
-    from ..errors import DependencyError
+    from edgec.errors import DependencyError
 
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         key = f"{ep.name}={ep.value}"

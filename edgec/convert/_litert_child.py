@@ -1,8 +1,9 @@
 """The litert-torch converter, run inside its own environment (``.venv-litert``).
 
 This file is executed by that environment's interpreter as a script (``python _litert_child.py
-TASK.json RESULT.json``); it imports nothing from edgec, because edgec's own environment and this
-one cannot share a venv (numpy 2 / protobuf 7 / ai-edge-litert 2.3 here). edgec's side is
+TASK.json RESULT.json``); it imports nothing from edgec (edgec's TFLite runner, which reads the
+result's signature, is loaded from its file, ``task["tflite_runner"]``), because edgec's own
+environment and this one cannot share a venv (numpy 2 / protobuf 7 / ai-edge-litert 2.3 here). edgec's side is
 ``edgec.convert.litert_torch``. The task names a ``.pt2`` ExportedProgram (``torch.export.save``;
 both environments run the same torch), the variant, and for quantized variants the fp32 TFLite
 and the calibration samples. The result is JSON: the signature's input/output names, the tool
@@ -101,11 +102,24 @@ def quantize(task: dict, output: Path) -> None:
     tmp.replace(output)
 
 
-def signature(path: Path) -> dict:
-    from ai_edge_litert import interpreter
+def runtime_tflite(path: str):
+    """edgec's TFLite runner (``edgec/runtime/tflite.py``: numpy and a TFLite package only), loaded
+    from the file the task names: this environment does not import edgec."""
+    import importlib.util
 
-    interp = interpreter.Interpreter(model_path=str(path))
-    sigs = interp.get_signature_list()
+    spec = importlib.util.spec_from_file_location("edgec_runtime_tflite", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def signature(path: Path, runner_file: str) -> dict:
+    runner = runtime_tflite(runner_file).TFLite(path, package="ai_edge_litert", allocate=False)
+    try:
+        sigs = runner.signatures()
+    finally:
+        runner.close()
     key = "serving_default" if "serving_default" in sigs else next(iter(sigs), None)
     if key is None:
         return {"key": None, "inputs": [], "outputs": []}
@@ -139,7 +153,7 @@ def main(argv: list[str]) -> int:
                 convert_fp32(task, output)
             else:
                 quantize(task, output)
-            result = {"ok": True, "signature": signature(output)}
+            result = {"ok": True, "signature": signature(output, task["tflite_runner"])}
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to edgec as data
         result = failure(exc)
     result["versions"] = versions()

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConversionError, UnsupportedOpsError, require
-from ..formats import TensorSpec
-from ..loaders import load_onnx, onnx_io, resolve_shapes
+from edgec.errors import ConversionError, UnsupportedOpsError, require
+from edgec.formats import TensorSpec
+from edgec.runtime.loaders import load_onnx, onnx_io, resolve_shapes
 
 _STD_DOMAINS = ("", "ai.onnx")
 
@@ -94,7 +94,7 @@ def _onnx2tf_sandbox():
 
 
 # edgec's names for the onnx2tf options a route attempt may set (``settings["onnx2tf"]``), what each
-# does, and the onnx2tf keyword it becomes. The route search (``edgec.routes``) sets them; a user
+# does, and the onnx2tf keyword it becomes. The route search (``edgec.convert.routes``) sets them; a user
 # never needs onnx2tf's own flag names.
 OPTIONS = {
     "input_layout": "as_given: every input keeps its shape (no NCHW->NHWC transpose)",
@@ -131,7 +131,7 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settin
     """Run onnx2tf on a private, rewritten copy of the ONNX; return
     (keras_model, onnx_model, log_text, resolved_inputs, rewrites) where ``rewrites`` maps each
     rewrite that ran (``edgec.passes.onnx_rewrites``) to the number of nodes it replaced."""
-    from ..passes.onnx_rewrites import apply_rewrites
+    from edgec.passes.onnx_rewrites import apply_rewrites
 
     require("onnx2tf", purpose="ONNX to TensorFlow")
     model = load_onnx(onnx_path)
@@ -154,9 +154,10 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settin
     else:
         shutil.copyfile(onnx_path, local)
     log = io.StringIO()
-    from ..native_log import captured
+    from edgec.logs import captured, enabled
 
-    with _onnx2tf_sandbox() as core, captured(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with _onnx2tf_sandbox() as core, _shown_with_debug(log, enabled()), captured(), \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             keras_model = core.convert(
                 input_onnx_file_path=str(local),
@@ -177,9 +178,20 @@ def run_onnx2tf(onnx_path: Path, workdir: Path, inputs: list[TensorSpec], settin
     return keras_model, model, log.getvalue(), resolved, rewrites
 
 
+@contextlib.contextmanager
+def _shown_with_debug(log: io.StringIO, debug: bool):
+    """onnx2tf's own output is kept in ``log`` for the error; ``--debug`` also shows it, whole."""
+    try:
+        yield
+    finally:
+        if debug and log.getvalue().strip():
+            sys.stderr.write(log.getvalue() if log.getvalue().endswith("\n") else log.getvalue() + "\n")
+            sys.stderr.flush()
+
+
 # onnx2tf ends every failed op with the same advice about its own CLI flags (-b/-ois, -kt/-kat,
 # -onwdt). An edgec user cannot type those, so the advice is taken out of the message and kept as
-# keys the route search translates into attempts of its own (``edgec.routes``).
+# keys the route search translates into attempts of its own (``edgec.convert.routes``).
 _ADVICE = {
     "static_shape": re.compile(r"use the -b or -ois option|--batch_size option"),
     "input_layout": re.compile(r"use the -kt or -kat option|irregular channel arrangement"),
@@ -218,8 +230,10 @@ def _save_onnx(model, path: Path) -> None:
 
 
 def _tail(text: str, n: int = 400) -> str:
+    from edgec.logs import is_noise
+
     text = _clean(text)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _ADVICE_LINE.search(ln)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _ADVICE_LINE.search(ln) and not is_noise(ln)
              and not ln.startswith("File \"") and "onnx_op_name:" not in ln and "input_onnx_file_path:" not in ln]
     errs = [ln for ln in lines if "ERROR" in ln or "Error" in ln]
     last = list(dict.fromkeys((errs or lines)[::-1]))[:3][::-1]  # the last three distinct lines

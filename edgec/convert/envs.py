@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConversionError, DependencyError
+from edgec.errors import ConversionError, DependencyError
 
 ROOT = Path(__file__).resolve().parents[2]   # the checkout (or the install prefix) holding .venv-*
 SETUP_HINT = "create it with `bash scripts/setup.sh` (it makes .venv and the converter environments)"

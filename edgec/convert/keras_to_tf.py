@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..errors import ConversionError, require
-from ..formats import Format
-from ..loaders import keras_io, load_keras, sanitize
-from . import Converter, StepContext, register
+from edgec.errors import ConversionError, require
+from edgec.formats import Format
+from edgec.runtime.loaders import keras_io, load_keras, sanitize
+from edgec.convert import Converter, StepContext, register
 
 
 def _convert(ctx: StepContext) -> dict:

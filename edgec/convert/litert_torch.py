@@ -6,7 +6,7 @@ the child as a ``.pt2``: edgec exports the eager module (``--factory`` or a trus
 ``torch.export`` here, where the user's code imports, and the child loads it with
 ``torch.export.load`` (the same torch runs on both sides), so the child never needs the model's
 code. A ``.pt2`` source is re-exported from its ``module()`` the same way. TorchScript cannot take
-this route: torch.export cannot read a ScriptModule (the route search says so, ``edgec.routes``).
+this route: torch.export cannot read a ScriptModule (the route search says so, ``edgec.convert.routes``).
 
 Layout: litert-torch keeps the module's NCHW inputs. Android and MediaPipe hand images over
 channels-last, as the onnx2tf routes produce, so every 4-D float image input is wrapped with
@@ -28,12 +28,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import ConversionError, UnsupportedModelError, UnsupportedOpsError
-from ..formats import Format, TensorSpec
-from . import Converter, StepContext, envs, register
+from edgec.errors import ConversionError, UnsupportedModelError, UnsupportedOpsError
+from edgec.formats import Format, TensorSpec
+from edgec.convert import Converter, StepContext, envs, register
 
 ENV = "litert"
 CHILD = Path(__file__).with_name("_litert_child.py")
+RUNTIME_TFLITE = Path(__file__).resolve().parents[1] / "runtime" / "tflite.py"  # the child reads signatures with it
 TIMEOUT_S = 1800.0
 TOOLS = ("litert-torch", "torch", "ai-edge-quantizer", "ai-edge-litert", "litert-converter")
 RECIPES = {"fp16": "float_casting (fp16 weights)", "dynamic_int8": "dynamic_wi8_afp32",
@@ -48,7 +49,7 @@ _WORK: list[tempfile.TemporaryDirectory] = []
 
 def channel_last_inputs(inputs: list[TensorSpec], keep_layout: bool) -> list[int]:
     """Indices of the inputs the TFLite takes channels-last (4-D float images, unless --keep-layout)."""
-    from ._onnx2tf import is_image_input
+    from edgec.convert._onnx2tf import is_image_input
 
     if keep_layout:
         return []
@@ -66,7 +67,7 @@ def _export_program(ctx: StepContext, fmt: Format, dst: Path) -> Path:
     """The source as a .pt2 the child can load without the model's code."""
     import torch
 
-    from ..loaders import example_inputs, load_torch
+    from edgec.runtime.loaders import example_inputs, load_torch
 
     module = load_torch(ctx.input, fmt, trust_pickle=True)  # trust was checked when the source was probed
     args = tuple(example_inputs(ctx.inputs))
@@ -83,6 +84,7 @@ def _export_program(ctx: StepContext, fmt: Format, dst: Path) -> Path:
 
 
 def _child(task: dict, ctx: StepContext, what: str) -> dict:
+    task = {**task, "tflite_runner": str(RUNTIME_TFLITE)}
     res = envs.run(envs.get(ENV), CHILD, task, timeout=TIMEOUT_S, what=what, where=str(ctx.input))
     if res.get("stderr_tail"):
         ctx.log.append(res["stderr_tail"])
@@ -117,7 +119,7 @@ def _memo_key(ctx: StepContext, nhwc: list[int]) -> tuple:
 
 
 def _quantized(ctx: StepContext, fmt: Format, variant: str, nhwc: list[int], sig: dict) -> dict:
-    from ..loaders import sanitize
+    from edgec.runtime.loaders import sanitize
 
     float_model = _FP32.get(_memo_key(ctx, nhwc))
     if float_model is None or not float_model.is_file():  # the fp32 step came from the cache
@@ -141,7 +143,7 @@ def _quantized(ctx: StepContext, fmt: Format, variant: str, nhwc: list[int], sig
 
 
 def _convert(ctx: StepContext, fmt: Format) -> dict:
-    from ..tflite_model import read_tflite
+    from edgec.formats.tflite import read_tflite
 
     variant = ctx.settings.get("variant", "fp32")
     if variant not in ("fp32", *RECIPES):
@@ -176,7 +178,7 @@ def _convert(ctx: StepContext, fmt: Format) -> dict:
 def _signature_of(path: Path | None) -> dict:
     if path is None or not path.is_file():
         return {}
-    from ..tflite_model import read_tflite
+    from edgec.formats.tflite import read_tflite
 
     sigs = read_tflite(path).signatures
     key = "serving_default" if "serving_default" in sigs else next(iter(sigs), None)
@@ -187,7 +189,7 @@ def _signature_of(path: Path | None) -> dict:
 
 def _io_map(inputs: list[TensorSpec], info, sig: dict, nhwc: list[int]) -> dict:
     """Source input i -> the signature's i-th input (litert-torch names them args_0, args_1, ...)."""
-    from .onnx_to_tf import layout_name
+    from edgec.formats.layout import layout_name
 
     tensors = {t.name: t for t in info.inputs + info.outputs}
     sig_io = info.signatures.get(sig.get("key") or "serving_default", {"inputs": {}, "outputs": {}})

@@ -11,33 +11,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..errors import ConversionError, require
-from ..formats import Format
-from ..loaders import onnx_io, sanitize
-from . import Converter, StepContext, register
-from ._onnx2tf import run_onnx2tf
-
-
-def layout_perm(src_shape, dst_shape, hinted_nhwc: bool | None = None):
-    """The permutation p with dst == src[p], preferring channels-last when both fit."""
-    src, dst = list(src_shape), list(dst_shape)
-    rank = len(src)
-    last = [0, *range(2, rank), 1] if rank >= 3 else list(range(rank))
-    if rank >= 3 and [src[i] for i in last] == dst and (hinted_nhwc or src != dst):
-        return last
-    if src == dst or any(d is None for d in dst):
-        return list(range(rank))
-    if rank >= 3 and [src[i] for i in last] == dst:
-        return last
-    return None
-
-
-def layout_name(perm, rank: int, keep: str = "") -> str | None:
-    if rank == 4:
-        return "NHWC" if perm == [0, 2, 3, 1] else "NCHW"
-    if rank == 3:
-        return "NWC" if perm == [0, 2, 1] else "NCW"
-    return keep or None
+from edgec.errors import ConversionError, require
+from edgec.formats import Format
+from edgec.formats.layout import layout_name, layout_perm
+from edgec.runtime.loaders import onnx_io, sanitize
+from edgec.convert import Converter, StepContext, register
+from edgec.convert._onnx2tf import run_onnx2tf
 
 
 def _convert(ctx: StepContext) -> dict:

@@ -12,11 +12,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import ConversionError, UnsupportedOpsError
-from ..formats import Format
-from ..tflite_model import read_tflite
-from . import Converter, StepContext, register
-from ._onnx2tf import run_onnx2tf
+from edgec.errors import ConversionError, UnsupportedOpsError
+from edgec.formats import Format
+from edgec.formats.tflite import read_tflite
+from edgec.convert import Converter, StepContext, register
+from edgec.convert._onnx2tf import run_onnx2tf
 
 _FILES = {"fp32": "model_float32.tflite", "fp16": "model_float16.tflite",
           "dynamic_int8": "model_dynamic_range_quant.tflite"}

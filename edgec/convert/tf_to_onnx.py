@@ -10,9 +10,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ..errors import ConversionError
-from ..formats import Format
-from . import Converter, StepContext, register
+from edgec.errors import ConversionError
+from edgec.formats import Format
+from edgec.convert import Converter, StepContext, register
 
 TF2ONNX_OPSET = 17
 TIMEOUT_S = 1800

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ConversionError, UnsupportedOpsError, require
-from ..formats import Format
-from . import Converter, StepContext, register
+from edgec.errors import ConversionError, UnsupportedOpsError, require
+from edgec.formats import Format
+from edgec.convert import Converter, StepContext, register
 
 VARIANT_OPTIONS = {
     "fp32": {},
@@ -24,7 +24,7 @@ VARIANT_OPTIONS = {
 
 
 def configure(converter, variant: str, tf, settings: dict | None = None, resources: dict | None = None) -> None:
-    from ..passes import quantize
+    from edgec.passes import quantize
 
     if quantize.needs_calibration(variant):
         data = (resources or {}).get("calibration")
@@ -71,7 +71,7 @@ def _convert(ctx: StepContext) -> dict:
         raise ConversionError(f"cannot load the SavedModel for TFLite conversion: {str(exc)[:300]}",
                               where=str(ctx.input)) from exc
     configure(converter, variant, tf, ctx.settings, ctx.resources)
-    from ..native_log import captured
+    from edgec.logs import captured
 
     try:
         with captured():  # "Ignored output_format", MLIR notes: the converter's C++ log lines

@@ -11,11 +11,11 @@ import contextlib
 import io
 import warnings
 
-from ..errors import ConversionError, UnsupportedOpsError
-from ..formats import Format
-from ..loaders import load_torch, example_inputs
-from ..validate.runners import _flatten
-from . import Converter, StepContext, register
+from edgec.errors import ConversionError, UnsupportedOpsError
+from edgec.formats import Format
+from edgec.runtime.loaders import load_torch, example_inputs
+from edgec.runtime.torch import flatten
+from edgec.convert import Converter, StepContext, register
 
 DYNAMO_OPSET = 20
 LEGACY_OPSET = 17
@@ -36,7 +36,7 @@ def _export(ctx: StepContext, fmt: Format) -> dict:
     args = example_inputs(ctx.inputs)
     names = [s.name for s in ctx.inputs]
     with torch.no_grad():
-        n_out = len(_flatten(model(*args)))
+        n_out = len(flatten(model(*args)))
     out_names = ["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)]
     buf = io.StringIO()
     try:
@@ -51,7 +51,7 @@ def _export(ctx: StepContext, fmt: Format) -> dict:
     except Exception as exc:  # torch raises many types; keep the message, name the ops
         raise _export_error(exc, ctx, exporter) from exc
     ctx.log.append(buf.getvalue())
-    from ..loaders import load_onnx, onnx_io
+    from edgec.runtime.loaders import load_onnx, onnx_io
 
     outputs = [s.to_dict() for s in onnx_io(load_onnx(ctx.output))[1]]
     return {"exporter": exporter, "opset": opset, "outputs": outputs}

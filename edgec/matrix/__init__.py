@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .project import Cell, Project, ProjectError, load_project
+from edgec.matrix.project import Cell, Project, ProjectError, load_project
 
 
 def matrix(project_file: str | Path, opts) -> dict:
     """Build every selected cell; write ``OUT/matrix.{json,md,html}``; return the record."""
-    from .plan import select_only, shard_cells
-    from .report import gate, matrix_record, write_matrix
-    from .run import run_matrix
+    from edgec.matrix.plan import select_only, shard_cells
+    from edgec.matrix.report import gate, matrix_record, write_matrix
+    from edgec.matrix.run import run_matrix
 
     project = load_project(project_file)
     cells = select_only(shard_cells(list(project.cells), opts.shard), opts.only)

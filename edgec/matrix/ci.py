@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import OutputError, UsageError
+from edgec.errors import OutputError, UsageError
 
 
 def workflow(project: str, shards: int, cache: str, baseline: str | None = None) -> dict:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..errors import UsageError
-from .project import Cell
+from edgec.errors import UsageError
+from edgec.matrix.project import Cell
 
 # The settings that key the shared conversion steps (export, canonicalize, onnx2tf); the target's
 # own variants and budgets only key the per-variant steps.

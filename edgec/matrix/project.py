@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
+from edgec.errors import UsageError
 
 SCHEMA_PATH = Path(__file__).with_name("edgec.schema.json")
 PATH_FIELDS = ("path", "validation_data", "calibration_data", "labels")
@@ -123,8 +123,8 @@ def load_project(path: str | Path) -> Project:
 
 
 def _resolve(p: Path, root, data: dict) -> Project:
-    from ..errors import TargetError
-    from ..targets import load_target
+    from edgec.errors import TargetError
+    from edgec.targets import load_target
 
     where, base = str(p), p.resolve().parent
     targets = data["targets"]
@@ -182,7 +182,7 @@ def _settings(d: dict, base: Path | None = None) -> dict:
 
 def build_config(cell: Cell, out: Path, cache_dir: str | None):
     """The cell's BuildConfig (validated the same way ``edgec build`` validates its flags)."""
-    from ..config import BuildConfig
+    from edgec.pipeline.config import BuildConfig
 
     return BuildConfig.from_dict({**cell.config, "out": str(out), "cache_dir": cache_dir},
                                  where=f"{cell.name}")

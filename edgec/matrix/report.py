@@ -14,8 +14,8 @@ import time
 from html import escape
 from pathlib import Path
 
-from .. import __version__
-from ..errors import InputError, UsageError
+from edgec.environment import __version__
+from edgec.errors import InputError, UsageError
 
 SCHEMA = "edgec.matrix/1"
 
@@ -37,7 +37,7 @@ def _distinct(cells: list[dict]) -> dict:
 def gate(record: dict, baseline_path: str | None, fail_on: str = "p50:+10%") -> dict | None:
     if not baseline_path:
         return None
-    from ..bench.gate import compare
+    from edgec.bench.gate import compare
 
     base = load_matrix(baseline_path)
     base_cells = {c["cell"]: c for c in base.get("cells", [])}
@@ -52,7 +52,7 @@ def gate(record: dict, baseline_path: str | None, fail_on: str = "p50:+10%") -> 
                         fail_on)
             rows.append({"cell": c["cell"], "variant": v, **{k: g.get(k) for k in
                          ("verdict", "ok", "baseline_ms", "current_ms", "change_pct", "bound_ms")}})
-    measured = [r for r in rows if r["verdict"] != "skipped"]
+    measured = [r for r in rows if r["verdict"] not in ("skipped", "unmeasured")]  # the matrix's own rule below
     if not measured:
         verdict, ok = "nothing measured", False
     elif all(r["ok"] for r in measured):
@@ -98,7 +98,7 @@ def merge(outs: list[str], dest: str | Path) -> dict:
                 tmp = dest / f".{c['dir']}.merge"
                 shutil.rmtree(tmp, ignore_errors=True)
                 shutil.copytree(src, tmp)
-                from ..fsio import replace_path
+                from edgec.fsio import replace_path
 
                 replace_path(tmp, dst)
     first = records[0][1]

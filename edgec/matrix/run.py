@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import OutputError
-from .plan import schedule
-from .project import Cell, Project, build_config
+from edgec.errors import OutputError
+from edgec.matrix.plan import schedule
+from edgec.matrix.project import Cell, Project, build_config
 
 CELL_TIMEOUT_S = 3 * 3600
 
@@ -96,7 +96,7 @@ def run_matrix(project: Project, cells: list[Cell], opts: MatrixOptions) -> dict
 
 
 def _run_cell(cell: Cell, cfg, out: Path, grid: Grid) -> dict:
-    from .summary import summarize_cell
+    from edgec.matrix.summary import summarize_cell
 
     work = out / ".matrix"
     cfg_path = work / f"{cell.name}.json"

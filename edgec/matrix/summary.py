@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .project import Cell
+from edgec.matrix.project import Cell
 
 
 def summarize_cell(cell: Cell, out: Path, code: int, error: str | None, seconds: float) -> dict:

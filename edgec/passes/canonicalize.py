@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from edgec.errors import UsageError
 
 _STD_DOMAINS = ("", "ai.onnx")
 _LARGE_BYTES = 1 << 30            # initializer bytes above which steps go through files (protobuf: 2 GiB)
@@ -51,7 +51,7 @@ _MAX_ROUNDS = 4                   # simplify / fold-If rounds
 def canonicalize(model_path: Path, out_path: Path, input_shapes: dict | None = None,
                  input_values: dict | None = None) -> dict:
     """Canonicalize the ONNX at ``model_path`` into ``out_path`` (written atomically); return the record."""
-    from ..loaders import load_onnx
+    from edgec.runtime.loaders import load_onnx
 
     model = load_onnx(Path(model_path))
     model, record = canonicalize_model(model, input_shapes or {}, input_values or {})
@@ -738,7 +738,7 @@ def _shape_value(node, shape: tuple[int, ...]) -> np.ndarray:
 def _step(ctx) -> dict:
     """The pipeline's canonicalization step: ``ctx.settings`` holds the resolved input shapes
     (``canonical_shapes``) and the constant inputs as text (``input_values``)."""
-    from ..loaders import load_onnx, onnx_io
+    from edgec.runtime.loaders import load_onnx, onnx_io
 
     specs = onnx_io(load_onnx(Path(ctx.input)))[0]
     values = dict(parse_input_value(f"{k}={v}", specs) for k, v in (ctx.settings.get("input_values") or {}).items())
@@ -749,8 +749,8 @@ def _step(ctx) -> dict:
 
 def build_step():
     """The step as a converter-shaped object (an ONNX -> ONNX pass; not an edge of the graph)."""
-    from ..convert import Converter
-    from ..formats import Format
+    from edgec.convert import Converter
+    from edgec.formats import Format
 
     return Converter(name="onnx_canonicalize", src=Format.ONNX, dst=Format.ONNX, run=_step,
                      tools=("onnx", "onnxsim", "onnxslim"), uses=("canonical_shapes", "input_values"),

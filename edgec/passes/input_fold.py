@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UnsupportedModelError
-from . import tflite_graph as g
+from edgec.errors import UnsupportedModelError
+from edgec.formats import tflite_graph as g
 
 # Op versions (tensorflow/lite/tools/versioning/op_version.cc) for the signatures these passes write.
 _DEQUANTIZE_VERSION = {"uint8": 1, "int8": 2, "int16": 3}

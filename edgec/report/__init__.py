@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .compare import render_comparison_html, render_comparison_markdown
-from .html import render_html
-from .markdown import render_markdown
-from .model import Report, load_report, report_from_manifest
+from edgec.report.compare import render_comparison_html, render_comparison_markdown
+from edgec.report.html import render_html
+from edgec.report.markdown import render_markdown
+from edgec.report.model import Report, load_report, report_from_manifest
 
 
 def _atomic_write(path: Path, text: str) -> None:

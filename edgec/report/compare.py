@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from html import escape
 
-from . import svg
-from .html import CSS
-from .markdown import kib, ms, num, verdict
-from .model import Report
+from edgec.report import svg
+from edgec.report.html import CSS
+from edgec.report.markdown import kib, ms, num, verdict
+from edgec.report.model import Report
 
 
 def _delta(a, b, pct: bool = True) -> str:

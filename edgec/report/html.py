@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from html import escape
 
-from . import svg
-from .markdown import estimate_cell, kib, ms, num, options_text
-from .model import Report
+from edgec.report import svg
+from edgec.report.markdown import estimate_cell, kib, ms, num, options_text
+from edgec.report.model import Report
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#111827;background:#f9fafb}
@@ -162,7 +162,7 @@ def _routes_table(m: dict) -> str:
         f"<td>{escape(a['reason'])}</td></tr>" for i, a in enumerate(rs.get("attempts") or [], 1))
     table = ("<table><tr><th>#</th><th>route</th><th>options</th><th>result</th><th>seconds</th><th>reason</th></tr>"
              f"{rows}</table>") if rows else ""
-    from .routes import comparison_html
+    from edgec.report.routes import comparison_html
 
     return (f"<section><h2>Route search</h2><p>Chosen: <b>{escape(' → '.join(rs['chosen']))}</b> — "
             f"{escape(rs['reason'])}</p>{table}</section>") + comparison_html(rs)  # --compare-routes builds only

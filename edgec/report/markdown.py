@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import Report
+from edgec.report.model import Report
 
 
 def ms(v) -> str:
@@ -78,10 +78,10 @@ def render_markdown(rep: Report) -> str:
                 lines.append(f"| {s.stage} | {o.get('output', '')} | {num(o.get('max_abs'))} | "
                              f"{num(o.get('cosine'))} | {num(o.get('top1'), 3)} | {budget} | {verdict(o.get('ok'))} |")
     lines += route_search_markdown(m.get("route_search"))
-    from .routes import comparison_markdown
+    from edgec.report.routes import comparison_markdown
 
     lines += comparison_markdown(m.get("route_search"))  # --compare-routes builds only
-    from ..summary import canonical_lines
+    from edgec.report.summary import canonical_lines
 
     canon = canonical_lines(m.get("steps") or [])
     lines += ["", *canon] if canon else []

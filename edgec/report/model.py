@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from edgec.errors import InputError
 
 SUPPORTED_SCHEMA = (1,)
 REQUIRED_KEYS = ("schema_version", "edgec_version", "target", "route", "artifacts", "steps", "environment")

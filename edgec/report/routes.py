@@ -1,11 +1,11 @@
-"""The route comparison of a ``--compare-routes`` build (``edgec.route_compare``): one table and a
+"""The route comparison of a ``--compare-routes`` build (``edgec.pipeline.route_compare``): one table and a
 p50/size plot, in Markdown and HTML, from ``route_search`` in the manifest."""
 
 from __future__ import annotations
 
 from html import escape
 
-from . import svg
+from edgec.report import svg
 
 
 def _rows(rs: dict) -> list[dict]:

@@ -1,6 +1,6 @@
 """The versioned JSON schema of ``manifest.json`` (the one result model every report renders).
 
-Bump ``SCHEMA_VERSION`` (in edgec/pipeline.py) on an incompatible change; readers refuse versions they
+Bump ``SCHEMA_VERSION`` (in edgec/formats/manifest.py) on an incompatible change; readers refuse versions they
 do not know. Sections added later (``bench``, ``bundle``, ...) are allowed and typed where known.
 """
 

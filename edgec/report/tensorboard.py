@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import require
-from .model import load_report
+from edgec.errors import require
+from edgec.report.model import load_report
 
 
 def export_tensorboard(builds: list[str], logdir: str) -> Path:

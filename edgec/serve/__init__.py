@@ -29,6 +29,6 @@ class ServeConfig:
 
 def serve(cfg: ServeConfig, announce=print) -> int:
     """Load, start the workers, serve until SIGTERM/SIGINT; returns 0 after a graceful shutdown."""
-    from .server import run
+    from edgec.serve.server import run
 
     return run(cfg, announce)

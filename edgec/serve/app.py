@@ -13,13 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
-from . import classify as cls
-from .metrics import Metrics
-from .model import ServedModel, Variant
-from .pool import PoolBusy, Pools, WorkerDied
-from .protocol import HEADER, RequestError, parse_infer, tensor_metadata
-from .schemas import add_schemas, infer_body_doc
+from edgec.environment import __version__
+from edgec.serve import classify as cls
+from edgec.serve.metrics import Metrics
+from edgec.serve.model import ServedModel, Variant
+from edgec.serve.pool import PoolBusy, Pools, WorkerDied
+from edgec.serve.protocol import HEADER, RequestError, parse_infer, tensor_metadata
+from edgec.serve.schemas import add_schemas, infer_body_doc
 
 PAGE = resources.files("edgec.serve").joinpath("page")
 EXTENSIONS = ["binary_tensor_data", "edgec_classify"]
@@ -151,7 +151,7 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
         body = await body_of(request)
         req = parse_infer(body, request.headers.get(HEADER), v.inputs, [o.name for o in v.outputs])
         res = await run(v, req.inputs)
-        from .protocol import encode_response
+        from edgec.serve.protocol import encode_response
 
         data, headers = encode_response(model.name, v.name, req.id, [o.name for o in v.outputs], res.outputs, req)
         return Response(data, headers=headers)
@@ -297,7 +297,7 @@ async def _upload(request: Request, body_of) -> tuple[bytes, str]:
 def _examples() -> dict[str, Path]:
     """The example photos that ship in the scikit-image (and scikit-learn) wheels, when installed."""
     try:
-        from ..examples import photo_paths
+        from edgec.data.examples import photo_paths
 
         return {p.stem: p for p in photo_paths()}
     except Exception:  # scikit-image is an extra: no examples without it

@@ -8,9 +8,9 @@ import io
 
 import numpy as np
 
-from ..validate.runners import dequantize_array
-from .model import ImagePrep, ServedModel, Variant
-from .protocol import RequestError
+from edgec.runtime.tflite import dequantize_array
+from edgec.serve.model import ImagePrep, ServedModel, Variant
+from edgec.serve.protocol import RequestError
 
 MAX_PIXELS = 64_000_000
 
@@ -38,7 +38,7 @@ def decode(data: bytes, where: str = "the uploaded file"):
 def to_input(img, prep: ImagePrep, dtype: str, quantized: bool) -> np.ndarray:
     """The variant's input for ``img``: float values (the worker's runner quantizes a quantized input),
     or integers for an unquantized integer input."""
-    from ..datasets import _fit
+    from edgec.data.datasets import _fit
 
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[prep.channels]
     arr = np.asarray(_fit(img.convert(mode), prep.height, prep.width, prep.resize), dtype=np.float32)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, UsageError
-from ..formats import TensorSpec
+from edgec.errors import InputError, UsageError
+from edgec.formats import TensorSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -86,7 +86,8 @@ def clean_name(name: str) -> str:
 
 
 def load_served(path: str | Path, name: str | None = None, variants: tuple[str, ...] | None = None) -> ServedModel:
-    """Read a build directory, a bundle (directory or .zip) or one .tflite; refuse custom ops up front."""
+    """Read a build directory, a bundle (directory or .zip) or one .tflite. A variant the runtime
+    cannot load (a custom op without a kernel) is refused when its workers load it (``edgec.serve.pool``)."""
     p = Path(path)
     if not p.exists():
         raise InputError("nothing to serve here: the path does not exist", where=str(p),
@@ -117,10 +118,6 @@ def load_served(path: str | Path, name: str | None = None, variants: tuple[str, 
             raise UsageError(f"--variants names {', '.join(unknown)}, which this {model.kind} does not have "
                              f"(it has {', '.join(model.variants)})", where=str(p))
         model.variants = {v: model.variants[v] for v in variants}
-    from ..bench.runtimes import refuse_custom_ops
-
-    for v in model.variants.values():
-        refuse_custom_ops(v.path)
     return model
 
 
@@ -144,7 +141,7 @@ def _from_dir(d: Path, name: str | None, where: str) -> ServedModel:
 
 
 def _variant(path: Path, variant: str) -> Variant:
-    from ..tflite_model import read_tflite
+    from edgec.formats.tflite import read_tflite
 
     if not path.is_file():
         raise InputError(f"variant '{variant}' is missing its model file", where=str(path),
@@ -230,7 +227,7 @@ def _from_bundle(d: Path, m: dict, name: str | None) -> ServedModel:
 
 
 def _from_tflite(p: Path, name: str | None) -> ServedModel:
-    from ..metadata.reader import read_metadata
+    from edgec.formats.metadata.reader import read_metadata
 
     stem = p.stem
     variant = stem[len("model_"):] if stem.startswith("model_") and len(stem) > 6 else "default"

@@ -2,9 +2,10 @@
 
 TFLite interpreters are not thread-safe, and a model can kill the process it runs in (litert has
 SIGABRTed in ``allocate_tensors``; a bad kernel can SIGSEGV). So each variant gets ``workers``
-child processes, each holding one ``edgec.validate.runners.TFLiteRunner`` (the runner the parity
+child processes, each holding one ``edgec.runtime.runners.TFLiteRunner`` (the runner the parity
 ledger uses, with its quantized-I/O handling), and a request borrows one idle worker for one
-inference. A worker that dies or hangs fails only the requests it was running (``WorkerDied``), is
+inference. A model the runtime cannot load (a custom op without a kernel) is that runner's
+documented error, raised here by ``wait_ready``: the server does not start. A worker that dies or hangs fails only the requests it was running (``WorkerDied``), is
 counted, and is replaced in the background; the server keeps answering.
 
 Arrays travel over a ``multiprocessing`` pipe (pickled; one copy each way). The children are
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, RuntimeCrashError
-from .model import Variant
+from edgec.errors import InputError, RuntimeCrashError
+from edgec.runtime.isolated import error_from
+from edgec.serve.model import Variant
 
 LOAD_TIMEOUT_S = 180.0
 
@@ -84,9 +86,11 @@ def _worker_main(conn, path: str, inputs: list, outputs: list, threads: int, shm
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from ..formats import TensorSpec
-    from ..native_log import captured
-    from ..validate.runners import TFLiteRunner
+    from edgec.errors import EdgecError
+    from edgec.formats import TensorSpec
+    from edgec.logs import captured
+    from edgec.runtime.isolated import error_record
+    from edgec.runtime.runners import TFLiteRunner
 
     try:
         shm = _attach(shm_name) if shm_name else None
@@ -96,6 +100,9 @@ def _worker_main(conn, path: str, inputs: list, outputs: list, threads: int, shm
                                   threads=threads)
             # Allocate and run once on zeros so that load-time crashes happen now, not on a request.
             runner.infer({n: np.zeros([d or 1 for d in s], dtype=t) for n, s, t in inputs})
+    except EdgecError as exc:  # a documented refusal (a custom op without a kernel): the parent raises it
+        conn.send(("error", exc.one_line(), error_record(exc)))
+        return
     except Exception as exc:  # reported to the parent, which refuses to start
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
@@ -162,6 +169,9 @@ class Worker:
                                     where=where, hint="leave this variant out with --variants") from None
         if msg[0] != "ready":
             self.kill()
+            refusal = error_from({"error_record": msg[2]}) if len(msg) > 2 else None
+            if refusal is not None:
+                raise refusal
             raise InputError(f"the runtime refused the model: {msg[1]}", where=where,
                              hint="leave this variant out with --variants")
         self.quant = msg[1]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..formats import TensorSpec
+from edgec.formats import TensorSpec
 
 HEADER = "Inference-Header-Content-Length"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .protocol import DATATYPES, HEADER
+from edgec.serve.protocol import DATATYPES, HEADER
 
 
 class RequestInput(BaseModel):

@@ -10,8 +10,11 @@ import os
 import signal
 import socket
 
-from ..errors import DependencyError, UsageError, require
-from . import ServeConfig
+from edgec.errors import DependencyError, UsageError, require
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgec.serve import ServeConfig
 
 
 def _threads(cfg: ServeConfig) -> int:
@@ -48,9 +51,9 @@ def run(cfg: ServeConfig, announce=print) -> int:
             raise
     import uvicorn
 
-    from .app import Settings, create_app
-    from .model import load_served
-    from .pool import Pools
+    from edgec.serve.app import Settings, create_app
+    from edgec.serve.model import load_served
+    from edgec.serve.pool import Pools
 
     if cfg.workers < 1:
         raise UsageError(f"--workers is {cfg.workers}", hint="give 1 or more worker processes per variant")

@@ -6,7 +6,7 @@ its variant (CLI overrides first, then the profile, then ``DEFAULT_BUDGETS``).
 
 A stage that misses its budget both against the source and against the stage before it
 *introduced* the error; for such a stage the ledger localizes the first divergent layer
-(``edgec.validate.localize``). Every stage runs in a worker process (``edgec.validate.worker``):
+(``edgec.validate.localize``). Every stage runs in a worker process (``edgec.runtime.isolated``):
 each TFLite run in its own, the framework stages (the source, ONNX, SavedModel, Keras) in one child
 per framework family. A later stage whose process dies (a signal, a time-out) becomes an error for
 that stage and the rest of the ledger completes; a source that dies or fails stops the build with
@@ -25,10 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..cache import step_key
-from ..formats import Artifact, Format, TensorSpec, size_of
-from .compare import merge, metrics, public, verdict
-from .worker import ArrayStore, run_task, stage_progress, start_task, write_feeds
+from edgec.formats import Artifact, Format, TensorSpec, size_of
+from edgec.validate.compare import merge, metrics, public, verdict
+from edgec.runtime.isolated import ArrayStore, run_task, stage_progress, start_task, write_feeds
 
 LEDGER_VERSION = 9
 DEFAULT_BUDGETS = {
@@ -65,7 +64,7 @@ class _Plan:
     """What each stage needs to run: its artifact, I/O map, output layout hints, previous stage."""
 
     def __init__(self, src: Artifact, stages: list[Artifact], inputs, outputs):
-        from ..calibration import identity_io
+        from edgec.data.calibration import identity_io
 
         self.src, self.inputs, self.outputs = src, inputs, outputs
         self.constants: dict = {}                            # --input-value inputs: fed to the source only
@@ -91,6 +90,7 @@ class _Plan:
 # side: the TF child starts with the source's and keeps running while the TFLite children run.
 RUNTIMES = {Format.TORCHSCRIPT: "torch", Format.EXPORTED_PROGRAM: "torch", Format.TORCH_MODULE: "torch",
             Format.ONNX: "onnxruntime", Format.SAVED_MODEL: "tensorflow", Format.KERAS: "keras"}
+LEDGER_CODE = ("validate", "runtime", "data", "formats")  # the code that shapes the cached numbers
 OUTPUTS_CACHE_BYTES = 64 << 20   # a stage's outputs up to this size are cached for the next ledger
 _RECORD = "record.json"
 
@@ -107,7 +107,7 @@ def _framework_specs(plan: _Plan, work: Path) -> list[tuple[Artifact, dict]]:
     for name, a, row in rows:
         io_map = (row or {}).get("io_map")
         if a.format is Format.SAVED_MODEL and io_map is None:  # a SavedModel source: its own names and layout
-            from ..calibration import identity_io
+            from edgec.data.calibration import identity_io
 
             io_map = identity_io(plan.inputs, plan.outputs)
         spec = {"name": name, "format": a.format.value, "path": str(a.path), "io_map": io_map,
@@ -195,10 +195,10 @@ class _Outputs:
                        "v": LEDGER_VERSION}
 
     def key(self, a: Artifact, how: dict) -> str:
-        from ..pipeline import tool_versions
+        from edgec.environment import tool_versions
 
-        return step_key("parity-outputs", a.meta["sha256"], {**self.common, "format": a.format.value, **how},
-                        tool_versions(TOOLS))
+        return self.build.cache.key("parity-outputs", a.meta["sha256"], {**self.common, "format": a.format.value,
+                                    **how}, tool_versions(TOOLS), code=LEDGER_CODE)
 
     def reuse(self, key: str, name: str) -> dict | None:
         entry = self.build.cache.get(key)
@@ -226,7 +226,7 @@ def _source_record(plan: _Plan, rec: dict) -> dict:
     written, with the stage, its framework and the signal (or the error) named."""
     where = f"parity: source ({RUNTIMES.get(plan.src.format, plan.src.format.value)})"
     if rec.get("crashed"):
-        from ..errors import RuntimeCrashError
+        from edgec.errors import RuntimeCrashError
 
         how = "ran past its time limit" if rec.get("signal") == "timeout" else f"died with {rec.get('signal')}"
         stderr = rec["error"].partition("; stderr: ")[2]
@@ -235,7 +235,7 @@ def _source_record(plan: _Plan, rec: dict) -> dict:
                                 "integer division by zero or an index out of range): check the validation data "
                                 "fits the model, or fix the model")
     if rec.get("error"):
-        from ..errors import InputError
+        from edgec.errors import InputError
 
         raise InputError(f"the source model fails on the validation inputs: {rec['error']}", where=where,
                          hint="check that the validation data fits the model (index inputs within range, "
@@ -250,6 +250,7 @@ def _tflite(build, row: dict, plan: _Plan, feeds_dir: Path, out: Path, kernels: 
             "out_hints": row["hints"], "threads": build.target.threads_here(),
             "reference_kernels": kernels == "reference"}
     res = run_task(task)
+    res.pop("error_record", None)  # the ledger keeps the one-line error; the class is for refusing callers
     res["runtime"] = KERNELS[kernels]
     return res
 
@@ -296,9 +297,9 @@ def _compute(build, plan: _Plan, validation, work: Path) -> dict:
                                                         name, None)
             else:
                 later.append(row)
-        from ..bench.device_parity import device_stages
+        from edgec.validate.device_parity import device_stages
 
-        device_stages(build, plan, feeds, work, numbers)  # --parity-on-device: "tflite:V on DEVICE" rows
+        device_stages(build, plan, feeds, work, numbers, _with_metrics)  # --parity-on-device: "tflite:V on DEVICE" rows
         for row in later:
             with build.progress.step(f"parity: {row['name']}"):
                 numbers["stages"][row["name"]] = _with_metrics({"previous": row["previous"],
@@ -427,16 +428,16 @@ def _localization_pair(name: str, plan: _Plan) -> tuple[dict | None, dict | None
 
 
 def _localize(build, name: str, st: dict, plan: _Plan, validation) -> dict:
-    from .localize import SAMPLES, layer_limits
+    from edgec.validate.localize import SAMPLES, layer_limits
 
     ref, got, note = _localization_pair(name, plan)
     if ref is None:
         return {"note": note, "first_divergent": None}
     limits = layer_limits(st["budget"])
     n = min(SAMPLES, len(validation.samples))
-    key = step_key("localize", got["artifact"].meta["sha256"],
-                   {"ref": ref["artifact"].meta["sha256"], "validation": validation.sha256, "samples": n,
-                    "limits": limits, "v": LEDGER_VERSION}, {})
+    key = build.cache.key("localize", got["artifact"].meta["sha256"],
+                          {"ref": ref["artifact"].meta["sha256"], "validation": validation.sha256, "samples": n,
+                           "limits": limits, "v": LEDGER_VERSION}, {}, code=LEDGER_CODE)
     entry = build.cache.get(key)
     if entry is not None:
         loc = json.loads(entry.output.read_text())
@@ -465,13 +466,13 @@ def run_ledger(build, src: Artifact, chain: list[Artifact], tflites: list[Artifa
     plan.constants = dict(getattr(build, "constants", None) or {})
     plan.source_input_order = list(getattr(build, "source_input_order", None) or [s.name for s in inputs])
     shas = [src.meta["sha256"]] + [a.meta["sha256"] for a in stages]
-    from ..pipeline import tool_versions
+    from edgec.environment import tool_versions
 
-    key = step_key("parity", shas[0], {"stages": shas, "names": [r["name"] for r in plan.rows],
-                                       "validation": validation.sha256, "threads": build.target.threads_here(),
-                                       "constants": _constants_digest(plan), "v": LEDGER_VERSION},
-                   tool_versions(TOOLS))
-    from ..bench.device_parity import wanted
+    key = build.cache.key("parity", shas[0], {"stages": shas, "names": [r["name"] for r in plan.rows],
+                                              "validation": validation.sha256, "threads": build.target.threads_here(),
+                                              "constants": _constants_digest(plan), "v": LEDGER_VERSION},
+                          tool_versions(TOOLS), code=LEDGER_CODE)
+    from edgec.validate.device_parity import wanted
 
     on_device = wanted(build) is not None  # a device's rows are measured afresh, never cached
     entry = None if on_device else build.cache.get(key)
@@ -508,7 +509,7 @@ def _assemble(build, numbers: dict, plan: _Plan, outputs, validation) -> dict:
     localization = [{"stage": st["stage"], **_localize(build, st["stage"], st, plan, validation)}
                     for st in stages if st.get("introduced") and not st["ok"] and not st.get("error")]
     findings = _findings(stages)
-    from .localize import describe
+    from edgec.validate.localize import describe
 
     for loc in localization:
         if "first_divergent" in loc or loc.get("error"):

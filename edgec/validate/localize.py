@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..formats import TensorSpec
-from .compare import merge, metrics, public
+from edgec.formats import TensorSpec
+from edgec.validate.compare import merge, metrics, public
 
 CHUNK_BYTES = 64 << 20
 SAMPLES = 8           # validation samples used to localize
@@ -92,13 +92,11 @@ class TFLiteTensors:
 
     def __init__(self, path: Path, source_inputs: list[TensorSpec], source_outputs: list[TensorSpec],
                  io_map: dict | None = None, threads: int = 0):
-        from .runners import TFLiteRunner
+        from edgec.runtime.runners import TFLiteRunner
 
         self.runner = TFLiteRunner(Path(path), source_inputs, source_outputs, threads, io_map=io_map,
                                    reference_kernels=True, preserve_all_tensors=True)
         interp = self.runner.interp
-        if self.runner.sig is None:
-            interp.allocate_tensors()
         self.details = {d["index"]: d for d in interp.get_tensor_details()}
         self.by_name = {d["name"]: d for d in self.details.values()}
         self.outputs = {d["index"] for d in interp.get_output_details()}
@@ -141,7 +139,7 @@ class TFLiteTensors:
         x = self.runner.interp.get_tensor(d["index"])
         q = d["quantization_parameters"]
         if np.dtype(d["dtype"]).kind in "iu" and len(q["scales"]):
-            from .runners import dequantize_array
+            from edgec.runtime.tflite import dequantize_array
 
             return dequantize_array(x, q["scales"], q["zero_points"], q["quantized_dimension"])
         return np.asarray(x, dtype=np.float32)
@@ -160,8 +158,8 @@ class OnnxTensors:
     _COUNT = 32   # tensors per chunk while their sizes are unknown
 
     def __init__(self, path: Path, source_inputs: list[TensorSpec], threads: int = 0):
-        from ..errors import require
-        from .runners import OnnxRunner
+        from edgec.errors import require
+        from edgec.runtime.runners import OnnxRunner
 
         onnx = require("onnx", purpose="ONNX intermediates")
         self.runner = OnnxRunner(Path(path), source_inputs, threads)
@@ -179,7 +177,7 @@ class OnnxTensors:
         if unknown:  # one pass over the model with those tensors as outputs, a chunk at a time
             for i in range(0, len(unknown), self._COUNT):
                 chunk = unknown[i:i + self._COUNT]
-                for n, v in zip(chunk, self._session(tuple(chunk)).run(chunk, self.feed)):
+                for n, v in self._session(tuple(chunk)).infer(self.feed, chunk).items():
                     self._shapes[n] = tuple(v.shape) if np.asarray(v).dtype.kind == "f" else False
             self._sessions.clear()
             self._shapes = {n: s for n, s in self._shapes.items() if s}
@@ -190,28 +188,25 @@ class OnnxTensors:
                      if p["perm"] is not None else feed[p["source"]] for p in self.runner.pairs}
 
     def _session(self, names: tuple):
+        """The model with ``names`` as its outputs, loaded once per chunk."""
         if names not in self._sessions:
             import onnx
-            import onnxruntime as ort
+
+            from edgec.runtime.onnxruntime import OnnxRuntime
 
             m = onnx.ModelProto()
             m.CopyFrom(self._model)
             del m.graph.output[:]
             for n in names:
                 m.graph.output.append(onnx.ValueInfoProto(name=n))
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            if self._threads:
-                opts.intra_op_num_threads = self._threads
-            self._sessions[names] = ort.InferenceSession(m.SerializeToString(), opts,
-                                                         providers=["CPUExecutionProvider"])
+            self._sessions[names] = OnnxRuntime(m.SerializeToString(), threads=self._threads).load()
         return self._sessions[names]
 
     def fetch(self, names):
         shapes = self.shapes()
         wanted = sorted((n for n in set(names) if n in shapes), key=lambda n: self.order.get(n, 0))
         for chunk in _chunks(wanted, shapes):
-            values = dict(zip(chunk, self._session(tuple(chunk)).run(list(chunk), self.feed)))
+            values = self._session(tuple(chunk)).infer(self.feed, list(chunk))
             for n in chunk:
                 yield n, values.pop(n)
             del values
@@ -377,7 +372,7 @@ def run_layer_task(task: dict) -> dict:
     else:
         ref = TFLiteTensors(Path(task["ref"]), specs_in, specs_out, task.get("ref_io_map"), threads)
     got = TFLiteTensors(Path(task["got"]), specs_in, specs_out, task.get("got_io_map"), threads)
-    from .worker import read_feeds
+    from edgec.runtime.isolated import read_feeds
 
     feeds = list(read_feeds(Path(task["inputs"]), task.get("samples", SAMPLES)))
     report = compare_layers(ref, got, feeds, task["limits"], task.get("top", TOP),

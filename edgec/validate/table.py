@@ -1,11 +1,28 @@
-"""The parity ledger as a text table (the manifest's ``parity`` holds the same numbers)."""
+"""The parity ledger as a text table (the manifest's ``parity`` holds the same numbers), and the one
+column-aligning helper every text table of the build summary uses (``align``)."""
 
 from __future__ import annotations
 
 import math
 
-HEADER = (f"  {'stage':<20} {'vs':<14} {'max_abs':>9} {'mean_abs':>9} {'max_rel':>9} {'cosine':>9} "
-          f"{'cos min':>9} {'SNR dB':>7} {'top1':>6} {'top1 p≥.5':>9} {'top5':>6}  verdict")
+COLUMNS = ("stage", "vs", "max_abs", "mean_abs", "max_rel", "cosine", "cos min", "SNR dB", "top1", "top1 p≥.5",
+           "top5", "verdict")
+_NUMERIC = tuple(range(2, 11))  # right-aligned: every column but stage, vs and verdict
+
+
+def align(rows: list[list[str]], right: tuple[int, ...] = (), indent: str = "  ", sep: str = "  ") -> list[str]:
+    """Rows of cells as lines whose columns line up: each column as wide as its widest cell, the
+    columns numbered in ``right`` right-aligned. A row may be shorter than the table: its last cell
+    then runs on unpadded (a note such as "not measured: ..."), and does not widen its column."""
+    ncols = max((len(r) for r in rows), default=0)
+    widths = [max((len(r[i]) for r in rows if i < len(r) and (len(r) == ncols or i < len(r) - 1)), default=0)
+              for i in range(ncols)]
+    lines = []
+    for r in rows:
+        cells = [c if len(r) < ncols and i == len(r) - 1 else c.rjust(widths[i]) if i in right else c.ljust(widths[i])
+                 for i, c in enumerate(r)]
+        lines.append((indent + sep.join(cells)).rstrip())
+    return lines
 
 
 def _num(v, fmt: str = ".2e") -> str:
@@ -16,40 +33,38 @@ def _num(v, fmt: str = ".2e") -> str:
     return format(v, fmt)
 
 
-def _row(stage: str, vs: str, m: dict | None, verdict: str = "") -> str:
+def _row(stage: str, vs: str, m: dict | None, verdict: str = "") -> list[str]:
     if not m:
-        return f"  {stage:<20} {vs:<14} {'-':>9}  {verdict}".rstrip()
-    return (f"  {stage:<20} {vs:<14} {_num(m.get('max_abs')):>9} {_num(m.get('mean_abs')):>9} "
-            f"{_num(m.get('max_rel')):>9} {_num(m.get('cosine'), '.6f'):>9} {_num(m.get('cosine_min'), '.6f'):>9} "
-            f"{_num(m.get('snr_db'), '.1f'):>7} {_num(m.get('top1'), '.3f'):>6} "
-            f"{_num(m.get('top1_confident'), '.3f'):>9} {_num(m.get('top5'), '.3f'):>6}  {verdict}").rstrip()
+        return [stage, vs, "-", *[""] * 8, verdict]
+    return [stage, vs, _num(m.get("max_abs")), _num(m.get("mean_abs")), _num(m.get("max_rel")),
+            _num(m.get("cosine"), ".6f"), _num(m.get("cosine_min"), ".6f"), _num(m.get("snr_db"), ".1f"),
+            _num(m.get("top1"), ".3f"), _num(m.get("top1_confident"), ".3f"), _num(m.get("top5"), ".3f"), verdict]
 
 
 def _budget(b: dict) -> str:
     return ", ".join(f"{k} {v:g}" for k, v in b.items())
 
 
-def _stage_lines(st: dict, multi: bool) -> list[str]:
+def _stage_rows(st: dict, multi: bool) -> list[list[str]]:
     name = st["stage"]
     if st.get("error"):
         return [_row(name, "source", None, f"ERROR: {st['error']}")]
-    lines = []
+    rows = []
     for o in st["outputs"]:
         label = f"{name}" + (f"[{o['output'][:10]}]" if multi else "")
         verdict = "ok" if o["ok"] else "MISS: " + "; ".join(o["misses"])
-        lines.append(_row(label, "source", o, f"{verdict} ({_budget(st['budget'])})"))
+        rows.append(_row(label, "source", o, f"{verdict} ({_budget(st['budget'])})"))
         if st["previous"] != "source" and o.get("vs_previous"):
-            lines.append(_row("", st["previous"][:14], o["vs_previous"],
-                              "introduced here" if st.get("introduced") else ""))
+            rows.append(_row("", st["previous"], o["vs_previous"], "introduced here" if st.get("introduced") else ""))
         if "reference_kernels" in o:
             drift = o.get("drift")
-            lines.append(_row("", "source", o["reference_kernels"], "(reference kernels)"))
+            rows.append(_row("", "source", o["reference_kernels"], "(reference kernels)"))
             if drift:
-                lines.append(_row("", "delegate", drift, "(reference kernels vs delegate: drift)"))
+                rows.append(_row("", "delegate", drift, "(reference kernels vs delegate: drift)"))
     ref = st.get("reference_kernels")
     if ref and ref.get("error"):
-        lines.append(f"  {'':<20} reference kernels: ERROR: {ref['error']}")
-    return lines
+        rows.append(["", f"reference kernels: ERROR: {ref['error']}"])
+    return rows
 
 
 def render_ledger(p: dict) -> list[str]:
@@ -59,10 +74,11 @@ def render_ledger(p: dict) -> list[str]:
     lines = [f"parity ({p.get('inputs', '')}):"]
     if p.get("synthetic"):
         lines.append("  !! synthetic validation data: these numbers say nothing about real inputs")
-    lines.append(HEADER)
     multi = max(len(st.get("outputs", [])) for st in p["stages"]) > 1
+    rows = [list(COLUMNS)]
     for st in p["stages"]:
-        lines.extend(_stage_lines(st, multi))
+        rows.extend(_stage_rows(st, multi))
+    lines.extend(align(rows, right=_NUMERIC))
     for f in p.get("findings", []):
         lines.append(f"  * {f}")
     for loc in p.get("localization") or []:

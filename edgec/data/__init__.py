@@ -1,0 +1,1 @@
+"""The build's data: sample sets, value constraints, calibration, the built-in example."""

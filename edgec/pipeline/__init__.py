@@ -1,0 +1,1 @@
+"""The build: its context, steps, cache, manifest and publishing (``edgec.pipeline.build``)."""
