@@ -28,9 +28,13 @@ def tiny_build(models, cache_dir) -> Path:
     return served.tiny_build(models, cache_dir)
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_build):
-    with serving(tiny_build, "--max-body-mb", "1") as s:
+@pytest.fixture(scope="module", params=["processes", "in-process"])
+def tiny(tiny_build, request):
+    """The tiny build served both ways: worker processes (the default) and ``--in-process``; every
+    protocol test runs against each."""
+    extra = ["--in-process"] if request.param == "in-process" else []
+    with serving(tiny_build, "--max-body-mb", "1", *extra) as s:
+        s.in_process = bool(extra)
         yield s
 
 
@@ -275,6 +279,28 @@ def test_a_worker_that_dies_does_not_take_the_server_down(tiny_build):
         assert workers["restarts"] == 1 and workers["pids"] and workers["pids"][0] != pid
         assert infer_json(s, "cnn", "fp32", {"x": _x()}).status_code == 200
         assert 'edgec_serve_worker_restarts_total{version="fp32"} 1.0' in s.get("/metrics").text
+
+
+def test_in_process_interpreters_live_in_the_server(tiny):
+    workers = tiny.get("/edgec/workers").json()
+    assert {w["in_process"] for w in workers.values()} == {tiny.in_process}
+    pids = {p for w in workers.values() for p in w["pids"]}
+    if tiny.in_process:
+        assert pids == {tiny.proc.pid}
+        assert any("--in-process" in ln for ln in tiny.lines)
+    else:
+        assert tiny.proc.pid not in pids and len(pids) == len(workers)
+
+
+def test_in_process_inference_past_the_time_limit_is_abandoned_and_replaced(tiny_build):
+    with serving(tiny_build, "--variants", "fp32", "--in-process", "--timeout", "0.000001") as s:
+        r = infer_json(s, "cnn", "fp32", {"x": _x()})
+        assert r.status_code == 503 and "abandoned" in r.json()["error"], r.text
+        t0 = time.monotonic()
+        while s.get("/edgec/workers").json()["fp32"]["restarts"] < 1:
+            assert time.monotonic() - t0 < 60, "the interpreter was not replaced"
+            time.sleep(0.1)
+        assert s.get("/v2/health/live").status_code == 200
 
 
 def test_sigterm_finishes_in_flight_requests_and_stops_the_workers(tiny_build):

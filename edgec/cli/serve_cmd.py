@@ -16,6 +16,10 @@ def add_parsers(sub, common, epilog: str) -> None:
     s.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one and prints it)")
     s.add_argument("--variants", help="comma-separated variants to serve (default: all that were built)")
     s.add_argument("--workers", type=int, default=1, help="worker processes per variant (default 1)")
+    s.add_argument("--in-process", action="store_true",
+                   help="run the interpreters on threads of the server's own process instead of worker processes: "
+                        "less latency per request (no process hop), but a model that crashes its runtime stops the "
+                        "server, and an inference past --timeout cannot be stopped")
     s.add_argument("--threads", type=int, default=0, help="interpreter threads per worker (default min(4, CPUs))")
     s.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body (default 64 MiB)")
     s.add_argument("--timeout", type=float, default=60.0, metavar="S",
@@ -27,5 +31,5 @@ def cmd_serve(args) -> int:
 
     cfg = ServeConfig(args.path, args.name, args.host, args.port,
                       tuple(v for v in args.variants.split(",") if v) if args.variants else None,
-                      args.workers, args.threads, args.max_body_mb, args.timeout)
+                      args.workers, args.threads, args.max_body_mb, args.timeout, args.in_process)
     return serve(cfg, announce=lambda line: print(line, flush=True))

@@ -2,7 +2,8 @@
 Open Inference Protocol (KServe v2), with a classify endpoint and a page to try it.
 
 - ``model``: what is served (variants = versions, their I/O, image preprocessing, labels);
-- ``pool``: the interpreters, in worker processes, a pool per variant (crash-isolated);
+- ``pool``: the interpreters, in worker processes, a pool per variant (crash-isolated), or with
+  ``in_process`` on threads of the server's own process (faster per request, not isolated);
 - ``protocol``: v2 requests and responses, JSON and the binary tensor extension;
 - ``app``: the FastAPI app; ``server``: binding, start-up and graceful shutdown (uvicorn).
 
@@ -25,6 +26,7 @@ class ServeConfig:
     threads: int = 0              # interpreter threads per worker; 0: min(4, CPUs)
     max_body_mb: float = 64.0
     timeout_s: float = 60.0
+    in_process: bool = False      # interpreters on threads here: no process hop, no crash isolation
 
 
 def serve(cfg: ServeConfig, announce=print) -> int:

@@ -4,6 +4,7 @@ schema is at ``/openapi.json``."""
 
 from __future__ import annotations
 
+import json
 import time
 from importlib import resources
 from pathlib import Path
@@ -12,13 +13,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from edgec.environment import __version__
 from edgec.serve import classify as cls
 from edgec.serve.metrics import Metrics
 from edgec.serve.model import ServedModel, Variant
 from edgec.serve.pool import PoolBusy, Pools, WorkerDied
-from edgec.serve.protocol import HEADER, RequestError, parse_infer, tensor_metadata
+from edgec.serve.protocol import HEADER, RequestError, encode_response, parse_infer, tensor_metadata
 from edgec.serve.schemas import add_schemas, infer_body_doc
 
 PAGE = resources.files("edgec.serve").joinpath("page")
@@ -40,7 +42,6 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
     app = FastAPI(title="edgec serve", version=__version__, docs_url=None, redoc_url=None,
                   description=f"Open Inference Protocol (KServe v2) server for '{model.name}' "
                               f"({', '.join(model.variants)}), with classify and a page at /.")
-    app.add_middleware(metrics.middleware)
     examples = _examples()
 
     def variant(name: str, version: str | None) -> Variant:
@@ -52,23 +53,7 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
         return model.variants[v]
 
     async def body_of(request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                n = int(length)
-            except ValueError:
-                raise RequestError(400, f"Content-Length is '{length[:40]}'", expected="a byte count") from None
-            if n > s.max_body:
-                raise RequestError(413, f"the body is {n} bytes", expected=f"at most {s.max_body} bytes "
-                                   "(edgec serve --max-body-mb)")
-        chunks, total = [], 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > s.max_body:
-                raise RequestError(413, f"the body is over {s.max_body} bytes",
-                                   expected=f"at most {s.max_body} bytes (edgec serve --max-body-mb)")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request.headers.get("content-length"), request.receive, s.max_body)
 
     async def run(v: Variant, feed: dict) -> "object":
         try:
@@ -94,11 +79,13 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
         return JSONResponse({"error": msg, "expected": "see /openapi.json for the endpoints"},
                             status_code=exc.status_code)
 
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception):  # a bug: still one JSON line, and counted
+    def bug(exc: Exception) -> dict:  # a bug: still one JSON line, and counted
         metrics.errors.labels(kind="internal").inc()
-        return JSONResponse({"error": f"internal error ({type(exc).__name__}: {exc}); please report it",
-                             "expected": None}, status_code=500)
+        return {"error": f"internal error ({type(exc).__name__}: {exc}); please report it", "expected": None}
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception):
+        return JSONResponse(bug(exc), status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
@@ -146,14 +133,14 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
         return {"name": model.name, "version": v.name, "ready": True}
 
     # -- inference -----------------------------------------------------------------------------------
+    async def infer_bytes(v: Variant, body: bytes, header: str | None) -> tuple[bytes, dict[str, str]]:
+        req = parse_infer(body, header, v.inputs, [o.name for o in v.outputs])
+        res = await run(v, req.inputs)
+        return encode_response(model.name, v.name, req.id, [o.name for o in v.outputs], res.outputs, req)
+
     async def infer(request: Request, name: str, version: str | None):
         v = variant(name, version)
-        body = await body_of(request)
-        req = parse_infer(body, request.headers.get(HEADER), v.inputs, [o.name for o in v.outputs])
-        res = await run(v, req.inputs)
-        from edgec.serve.protocol import encode_response
-
-        data, headers = encode_response(model.name, v.name, req.id, [o.name for o in v.outputs], res.outputs, req)
+        data, headers = await infer_bytes(v, await body_of(request), request.headers.get(HEADER))
         return Response(data, headers=headers)
 
     @app.post("/v2/models/{name}/infer", tags=["v2"], summary="Infer on the default version",
@@ -246,7 +233,8 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
 
     @app.get("/edgec/workers", tags=["edgec"], summary="Worker processes per variant (pids) and restarts")
     async def workers():
-        return {name: {"pids": pids, "restarts": pools.pools[name].restarts, "size": pools.pools[name].size}
+        return {name: {"pids": pids, "restarts": pools.pools[name].restarts, "size": pools.pools[name].size,
+                       "in_process": pools.in_process}
                 for name, pids in pools.pids().items()}
 
     @app.get("/metrics", tags=["edgec"], summary="Prometheus metrics")
@@ -264,7 +252,84 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
         return app.openapi_schema
 
     app.openapi = openapi
+    # Innermost first: the fast path runs inside the metrics middleware, which counts its requests.
+    app.add_middleware(_fast_infer(app, variant, infer_bytes, bug, s.max_body))
+    app.add_middleware(metrics.middleware)
     return app
+
+
+async def read_body(length: str | None, receive, max_body: int) -> bytes:
+    """The request body from ASGI ``receive``, refused (413) once it is over ``max_body``."""
+    if length is not None:
+        try:
+            n = int(length)
+        except ValueError:
+            raise RequestError(400, f"Content-Length is '{length[:40]}'", expected="a byte count") from None
+        if n > max_body:
+            raise RequestError(413, f"the body is {n} bytes", expected=f"at most {max_body} bytes "
+                               "(edgec serve --max-body-mb)")
+    chunks, total = [], 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = msg.get("body", b"")
+        total += len(chunk)
+        if total > max_body:
+            raise RequestError(413, f"the body is over {max_body} bytes",
+                               expected=f"at most {max_body} bytes (edgec serve --max-body-mb)")
+        if chunk:
+            chunks.append(chunk)
+        if not msg.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _fast_infer(app: FastAPI, variant, infer_bytes, bug, max_body: int):
+    """The two v2 infer routes, answered straight from ASGI: the same checks, errors and responses as
+    their FastAPI routes (which stay for the OpenAPI schema), without the router and the request
+    objects in between (~0.2 ms a request here, a tenth of the serving overhead). Anything else
+    passes through to FastAPI."""
+    routes = {r.path: r for r in app.routes if getattr(r, "path", "").endswith("/infer")}
+    default, versioned = routes["/v2/models/{name}/infer"], routes["/v2/models/{name}/versions/{version}/infer"]
+    header = HEADER.lower().encode()
+
+    class FastInfer:
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            parts = scope["path"].split("/") if scope["type"] == "http" and scope["method"] == "POST" else ()
+            if len(parts) == 5 and parts[:3] == ["", "v2", "models"] and parts[4] == "infer" and parts[3]:
+                route, name, version = default, parts[3], None
+            elif len(parts) == 7 and parts[:3] == ["", "v2", "models"] and parts[4] == "versions" \
+                    and parts[6] == "infer" and parts[3] and parts[5]:
+                route, name, version = versioned, parts[3], parts[5]
+            else:
+                return await self.inner(scope, receive, send)
+            scope["route"] = route  # for the metrics, as the router would set it
+            heads = dict(scope["headers"])
+            try:
+                v = variant(name, version)
+                length, hlen = heads.get(b"content-length"), heads.get(header)
+                body = await read_body(length.decode("latin-1") if length is not None else None, receive, max_body)
+                data, headers = await infer_bytes(v, body, hlen.decode("latin-1") if hlen is not None else None)
+                status = 200
+            except RequestError as exc:
+                data, headers, status = _json(exc.body()), {"content-type": "application/json"}, exc.status
+            except ClientDisconnect:
+                return
+            except Exception as exc:
+                data, headers, status = _json(bug(exc)), {"content-type": "application/json"}, 500
+            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+            await send({"type": "http.response.start", "status": status,
+                        "headers": raw + [(b"content-length", str(len(data)).encode())]})
+            await send({"type": "http.response.body", "body": data})
+
+    return FastInfer
+
+
+def _json(doc) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _metadata(model: ServedModel, v: Variant, versions: list[str]) -> dict:

@@ -59,7 +59,7 @@ def run(cfg: ServeConfig, announce=print) -> int:
         raise UsageError(f"--workers is {cfg.workers}", hint="give 1 or more worker processes per variant")
     model = load_served(cfg.path, cfg.name, cfg.variants)
     sock = bind(cfg.host, cfg.port)  # before the workers: a taken port fails fast
-    pools = Pools(model.variants, cfg.workers, _threads(cfg))
+    pools = Pools(model.variants, cfg.workers, _threads(cfg), in_process=cfg.in_process)
     try:
         pools.start()
         app = create_app(model, pools, Settings(int(cfg.max_body_mb * (1 << 20)), cfg.timeout_s))
@@ -67,7 +67,10 @@ def run(cfg: ServeConfig, announce=print) -> int:
         shown = f"[{host}]" if ":" in host else host
         loopback = _loopback(cfg.host)
         announce(f"edgec serve: model '{model.name}' ({model.kind}, {model.task}), versions "
-                 f"{', '.join(model.variants)}; {cfg.workers} worker(s) x {_threads(cfg)} thread(s) per version")
+                 f"{', '.join(model.variants)}; {cfg.workers} {'in-process interpreter' if cfg.in_process else 'worker'}(s) x "
+                 f"{_threads(cfg)} thread(s) per version")
+        if cfg.in_process:
+            announce("  note: --in-process: the interpreters run inside this server; a runtime crash stops it")
         for note in model.notes:
             announce(f"  note: {note}")
         if not loopback:
