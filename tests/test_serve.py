@@ -294,7 +294,11 @@ def test_in_process_interpreters_live_in_the_server(tiny):
 
 def test_in_process_inference_past_the_time_limit_is_abandoned_and_replaced(tiny_build):
     with serving(tiny_build, "--variants", "fp32", "--in-process", "--timeout", "0.000001") as s:
-        r = infer_json(s, "cnn", "fp32", {"x": _x()})
+        # A tiny inference can still beat a 1 us limit now and then: the first that does not is the one.
+        for _ in range(50):
+            r = infer_json(s, "cnn", "fp32", {"x": _x()})
+            if r.status_code != 200:
+                break
         assert r.status_code == 503 and "abandoned" in r.json()["error"], r.text
         t0 = time.monotonic()
         while s.get("/edgec/workers").json()["fp32"]["restarts"] < 1:

@@ -35,6 +35,7 @@ import signal
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,8 +208,8 @@ class Worker:
             raise self._died() from None
         return self._result(msg)
 
-    async def acall(self, feed: dict[str, np.ndarray], timeout: float) -> Result:
-        """``call`` without a thread: inputs into the shared slots, a one-word message, and the event
+    async def acall(self, feed: dict[str, np.ndarray], timeout: float, alone: bool = False) -> Result:
+        """``call`` without a thread (``alone`` changes nothing here): inputs into the shared slots, a one-word message, and the event
         loop waits for the pipe to become readable. Arrays that do not fit the slots go through
         ``call`` in a thread (their pickle can be large)."""
         if self.shm is None or not self.slots.fits(feed):
@@ -317,14 +318,12 @@ class ThreadWorker:
 
     def _load(self, threads: int):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        from edgec.formats import TensorSpec
         from edgec.logs import captured
         from edgec.runtime.runners import TFLiteRunner
 
         v = self.variant
-        spec = lambda ts: [TensorSpec(t.name, tuple(t.shape), t.dtype) for t in ts]  # noqa: E731
         with captured():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-            runner = TFLiteRunner(v.path, spec(v.inputs), spec(v.outputs), threads=threads)
+            runner = TFLiteRunner(v.path, v.inputs, v.outputs, threads=threads)
             t0 = time.perf_counter()
             runner.infer({t.name: np.zeros([d or 1 for d in t.shape], dtype=t.dtype) for t in v.inputs})
             self.last_s = time.perf_counter() - t0
@@ -336,8 +335,6 @@ class ThreadWorker:
 
     def wait_ready(self, timeout: float) -> None:
         where = f"{self.variant.path} (variant {self.variant.name})"
-        from concurrent.futures import TimeoutError as FutureTimeout
-
         try:
             self.runner = self._loading.result(timeout)
         except FutureTimeout:
@@ -360,15 +357,6 @@ class ThreadWorker:
             raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
         self.last_s = time.perf_counter() - t0
         return Result(outs, self.last_s)
-
-    def call(self, feed: dict[str, np.ndarray], timeout: float) -> Result:
-        from concurrent.futures import TimeoutError as FutureTimeout
-
-        try:
-            return self._submit(self._infer, feed).result(timeout)
-        except FutureTimeout:
-            self.kill()
-            raise self._overran(timeout) from None
 
     async def acall(self, feed: dict[str, np.ndarray], timeout: float, alone: bool = False) -> Result:
         """On the interpreter's thread; ``alone`` (no other request in flight), if the last inference
@@ -493,8 +481,7 @@ class VariantPool:
     async def _arun(self, feed: dict[str, np.ndarray], timeout: float) -> Result:
         w = await self.acquire(timeout)
         try:
-            res = await (w.acall(feed, timeout, alone=self.inflight[0] == 1) if isinstance(w, ThreadWorker)
-                         else w.acall(feed, timeout))
+            res = await w.acall(feed, timeout, alone=self.inflight[0] == 1)
         except WorkerDied:
             self._replace(w)
             raise
