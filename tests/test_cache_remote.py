@@ -147,3 +147,23 @@ def test_any_fsspec_store_and_local_urls(tmp_path):
     for where in (f"file://{tmp_path / 'loc'}", str(tmp_path / "loc")):
         c = open_cache(where)
         assert type(c) is Cache and c.root == tmp_path / "loc"
+
+
+def test_an_entry_published_between_a_miss_and_the_lease_is_reused(tmp_path):
+    """The race the two-runner matrix test once hit: runner B misses, runner A then computes, publishes and
+    releases its lease, and only then does B take the (now free) lease. B must read again, not compute."""
+    url = "memory://edgec-race/x"
+    key = step_key("s", "race", {}, {})
+    a, b = (RemoteCache(url, tmp_path / n) for n in ("a", "b"))
+    take = b._take_lease
+
+    def a_finishes_first(k: str) -> bool:
+        a.put(k, lambda out: (out.write_text("from a"), {})[1])
+        return take(k)
+
+    b._take_lease = a_finishes_first
+    computed = []
+    e = b.put(key, lambda out: (computed.append(1), out.write_text("from b"), {})[2])
+    assert computed == [] and e.reused and e.output.read_text() == "from a"
+    assert not b.fs.exists(b._r("leases", key))   # B gave back the lease it took
+    assert a.verify() == {"cache": url, "entries": 1, "corrupt": [], "unreferenced_blobs": 0}

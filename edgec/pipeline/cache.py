@@ -328,9 +328,14 @@ class RemoteCache(Cache):
 
     def put(self, key: str, produce: Callable[[Path], dict]) -> Entry:
         with self._key_lock(key):   # runners on this machine
-            existing = self.get(key)
-            if existing is None and self._wait_for_lease(key):
+            existing, held = self.get(key), False
+            if existing is None:
+                held = self._take_lease(key)
+                # Read again: another runner may have published between our miss and our lease (it
+                # releases its lease right after publishing), or while we waited for its lease.
                 existing = self.get(key)
+                if existing is not None and held:
+                    self._release_lease(key)
             if existing is not None:
                 existing.reused = True
                 return existing
@@ -338,20 +343,21 @@ class RemoteCache(Cache):
                 entry = super()._put(key, produce)
                 won = self._publish(key, entry)
             finally:
-                self._release_lease(key)
+                if held:
+                    self._release_lease(key)
             if won is not None:  # another runner published first: use its entry
                 self._discard(entry.path)
                 return self._download(key, won) or entry
             return entry
 
     # -- leases: runners on other machines wait instead of computing the same key -----------------------
-    def _wait_for_lease(self, key: str) -> bool:
-        """Take the key's lease; if another runner holds a live one, wait for its marker. True: waited."""
+    def _take_lease(self, key: str) -> bool:
+        """Take the key's lease (True); or, while another runner holds a live one, wait until its marker
+        is published (False: the lease is not ours)."""
         lease = self._r("leases", key)
-        waited = False
         while True:
             if _create(self.fs, lease, json.dumps({"t": time.time()}).encode()):
-                return waited
+                return True
             try:
                 t = json.loads(self.fs.cat_file(lease)).get("t", 0)
             except (FileNotFoundError, ValueError):
@@ -360,8 +366,7 @@ class RemoteCache(Cache):
                 self._release_lease(key)  # its holder died: take it over
                 continue
             if self.fs.exists(self._marker(key)):
-                return True
-            waited = True
+                return False
             time.sleep(REMOTE_POLL_SECONDS)
 
     def _release_lease(self, key: str) -> None:
