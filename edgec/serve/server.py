@@ -62,7 +62,8 @@ def run(cfg: ServeConfig, announce=print) -> int:
     pools = Pools(model.variants, cfg.workers, _threads(cfg), in_process=cfg.in_process)
     try:
         pools.start()
-        app = create_app(model, pools, Settings(int(cfg.max_body_mb * (1 << 20)), cfg.timeout_s))
+        max_body = int(cfg.max_body_mb * (1 << 20))
+        app = create_app(model, pools, Settings(max_body, cfg.timeout_s))
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         loopback = _loopback(cfg.host)
@@ -77,7 +78,7 @@ def run(cfg: ServeConfig, announce=print) -> int:
             announce(f"  WARNING: listening on {cfg.host}, not loopback: anyone who can reach this machine can use it")
         announce(f"serving at http://{shown}:{port}/  (v2 API under /v2, OpenAPI schema at /openapi.json)")
         config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30,
-                                lifespan="off", http=_http_protocol(int(cfg.max_body_mb * (1 << 20))))
+                                lifespan="off", http=_http_protocol(max_body))
         # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
         # that was there before it; make that one a no-op so the shutdown ends here (exit 0).
         stops: list[int] = []
