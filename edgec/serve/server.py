@@ -78,7 +78,7 @@ def run(cfg: ServeConfig, announce=print) -> int:
             announce(f"  WARNING: listening on {cfg.host}, not loopback: anyone who can reach this machine can use it")
         announce(f"serving at http://{shown}:{port}/  (v2 API under /v2, OpenAPI schema at /openapi.json)")
         config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30,
-                                lifespan="off", http=_http_protocol(max_body))
+                                lifespan="off")
         # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
         # that was there before it; make that one a no-op so the shutdown ends here (exit 0).
         stops: list[int] = []
@@ -93,34 +93,6 @@ def run(cfg: ServeConfig, announce=print) -> int:
         sock.close()
     announce("edgec serve: stopped")
     return 0
-
-
-BODY_WINDOW = 8 << 20  # bytes of one request's body read ahead of the app, per connection
-
-
-def _http_protocol(max_body: int):
-    """uvicorn's httptools protocol, reading a request body ahead of the app up to the smaller of
-    ``max_body`` and ``BODY_WINDOW``. uvicorn pauses reading at 64 KiB until the app asks for more, so a
-    600 KB tensor arrives in about ten event-loop round trips (its receive was ~0.5 ms of the ~2 ms
-    serving overhead measured in benchmarks/serve_bench.py; the gain of this change is not yet
-    measured there). Past the window it pauses as uvicorn does. "auto" where httptools is missing."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:
-        return "auto"
-    window = min(max_body + 1, BODY_WINDOW)
-
-    class BodyAheadProtocol(HttpToolsProtocol):
-        def on_body(self, body: bytes) -> None:
-            cycle = self.cycle
-            if cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
-                return
-            cycle.body += body
-            if len(cycle.body) > window:
-                self.flow.pause_reading()
-            cycle.message_event.set()
-
-    return BodyAheadProtocol
 
 
 def _loopback(host: str) -> bool:
