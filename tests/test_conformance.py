@@ -2,8 +2,10 @@
 
 The ~40 cases of ``benchmarks/conformance_cases.FAST_SUBSET`` (conv, pooling, normalization,
 activations, shape ops, gather, matmul/gemm, reductions, elementwise, resize) from the onnx==1.22.0
-wheel's node test data, each built with ``edgec.build`` in its own child process and its fp32 TFLite
-compared with the expected outputs: the same code as ``benchmarks/conformance.py``. The data is
+wheel's node test data, each built with ``edgec.build`` and its fp32 TFLite compared with the expected
+outputs: the same code as ``benchmarks/conformance.py``, batches of ``BATCH`` cases one after another
+in a child process (TensorFlow imported once per batch; a case that kills its child or times out gets
+its crash record and a fresh child takes the rest). The data is
 fetched with pip on first use (then cached in ``$EDGEC_CONFORMANCE_DIR`` or
 ``~/.cache/edgec-conformance``); if it cannot be, the test fails and says why. Full run:
 ``.venv/bin/python benchmarks/conformance.py --jobs 2``; ``EDGEC_CONFORMANCE_ONLY=relu,slice`` runs
@@ -39,6 +41,7 @@ def conformance_cache(tmp_path_factory) -> Path:
 
 
 TIMEOUT_S = 180  # per case; a tiny one-op model that takes longer is a finding in itself
+BATCH = 10       # cases per child process
 
 
 def test_fast_subset_has_no_crash_and_no_silent_wrong(conformance_data, conformance_cache, tmp_path):
