@@ -156,6 +156,33 @@ def test_onnx_direct_route_and_dynamic_dims(models, cache_dir, tmp_path):
     _assert_close(run_tflite(tmp_path / "out" / "model_fp32.tflite", m, {"x": x.numpy()}), ref)
 
 
+def test_onnx_direct_route_runs_onnx2tf_once_for_every_variant(models, tmp_path, monkeypatch):
+    """fp32, fp16 and dynamic-range int8 of the direct route come from one onnx2tf run (it writes all
+    three); each variant's file is still its own, checked against torch."""
+    import edgec.convert.onnx_to_tflite as direct
+    from edgec.formats.tflite import read_tflite
+
+    import torch
+
+    onnx_path = tmp_path / "cnn.onnx"
+    torch.onnx.export(tm.seeded(tm.TinyCNN), tm.cnn_inputs(), str(onnx_path), input_names=["x"],
+                      output_names=["logits"], dynamo=False, opset_version=17)
+    calls = []
+    real = direct.run_onnx2tf
+    monkeypatch.setattr(direct, "run_onnx2tf", lambda *a, **k: calls.append(k) or real(*a, **k))
+    m = _build(tmp_path / "cache", tmp_path / "out", model=str(onnx_path), route=("onnx", "tflite"),
+               variants=("fp32", "fp16", "dynamic_int8"))
+    assert len(calls) == 1 and calls[0]["output_dynamic_range_quantized_tflite"]
+    assert [s["name"] for s in m["steps"]].count("onnx_to_tflite") == 3
+    files = {v: (tmp_path / "out" / f"model_{v}.tflite").read_bytes() for v in ("fp32", "fp16", "dynamic_int8")}
+    assert len(set(files.values())) == 3  # each variant its own file of that one run
+    assert "DEQUANTIZE" in read_tflite(tmp_path / "out" / "model_fp16.tflite").histogram
+    x = tm.cnn_inputs()[0]
+    ref = _torch_outputs(tm.seeded(tm.TinyCNN), (x,))
+    _assert_close(run_tflite(tmp_path / "out" / "model_fp32.tflite", m, {"x": x.numpy()}), ref)
+    assert _fp32_ledger(m)["outputs"][0]["max_abs"] <= ATOL
+
+
 def _keras_model(path: Path) -> Path:
     import keras
 
