@@ -32,19 +32,20 @@ class Settings:
         self.max_body, self.timeout, self.top_k = max_body, timeout, top_k
 
 
-def create_app(model: ServedModel, pools: Pools, settings: Settings | None = None) -> FastAPI:
-    s = settings or Settings()
-    metrics = Metrics(model.name)
-    pools_restart = metrics.restarts
-    for p in pools.pools.values():
-        p.on_restart = lambda v: pools_restart.labels(version=v).inc()
-    # No /docs or /redoc: their pages load scripts from a CDN, and this server must work offline.
-    app = FastAPI(title="edgec serve", version=__version__, docs_url=None, redoc_url=None,
-                  description=f"Open Inference Protocol (KServe v2) server for '{model.name}' "
-                              f"({', '.join(model.variants)}), with classify and a page at /.")
-    examples = _examples()
+class Service:
+    """What every route shares: the served model, its pools, the limits and the metrics, with the checks
+    and the inference call that the v2 routes, classify and the direct infer path all use."""
 
-    def variant(name: str, version: str | None) -> Variant:
+    def __init__(self, model: ServedModel, pools: Pools, settings: Settings):
+        self.model, self.pools, self.s = model, pools, settings
+        self.metrics = Metrics(model.name)
+        self.examples = _examples()
+        restarts = self.metrics.restarts
+        for p in pools.pools.values():
+            p.on_restart = lambda v: restarts.labels(version=v).inc()
+
+    def variant(self, name: str, version: str | None) -> Variant:
+        model = self.model
         if name != model.name:
             raise RequestError(404, f"no model named '{name}' is served here", expected=[model.name])
         v = version or model.default_variant
@@ -52,23 +53,106 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
             raise RequestError(404, f"model '{name}' has no version '{v}'", expected=list(model.variants))
         return model.variants[v]
 
-    async def body_of(request: Request) -> bytes:
-        return await read_body(request.headers.get("content-length"), request.receive, s.max_body)
+    async def body_of(self, request: Request) -> bytes:
+        return await read_body(request.headers.get("content-length"), request.receive, self.s.max_body)
 
-    async def run(v: Variant, feed: dict) -> "object":
+    async def run(self, v: Variant, feed: dict) -> "object":
         try:
-            res = await pools.pools[v.name].arun(feed, s.timeout)
+            res = await self.pools.pools[v.name].arun(feed, self.s.timeout)
         except (WorkerDied, PoolBusy) as exc:
-            metrics.errors.labels(kind="worker").inc()
+            self.metrics.errors.labels(kind="worker").inc()
             raise RequestError(503, str(exc), expected="retry: the server keeps running") from None
         except RuntimeError as exc:
-            metrics.errors.labels(kind="runtime").inc()
+            self.metrics.errors.labels(kind="runtime").inc()
             raise RequestError(422, f"variant '{v.name}' failed on this input: {exc}",
                                expected="an input the model can run") from None
-        metrics.inference.labels(version=v.name).observe(res.seconds)
+        self.metrics.inference.labels(version=v.name).observe(res.seconds)
         return res
 
-    # -- errors: all JSON, all named ---------------------------------------------------------------
+    def bug(self, exc: Exception) -> dict:  # a bug: still one JSON line, and counted
+        self.metrics.errors.labels(kind="internal").inc()
+        return {"error": f"internal error ({type(exc).__name__}: {exc}); please report it", "expected": None}
+
+    def ready(self, v: Variant) -> dict:
+        if not self.pools.pools[v.name].serving:
+            raise RequestError(400, f"version '{v.name}' is not ready: its worker is (re)loading",
+                               expected="retry shortly")
+        return {"name": self.model.name, "version": v.name, "ready": True}
+
+    async def infer_bytes(self, v: Variant, body: bytes, header: str | None) -> tuple[bytes, dict[str, str]]:
+        req = parse_infer(body, header, v.inputs, [o.name for o in v.outputs])
+        res = await self.run(v, req.inputs)
+        return encode_response(self.model.name, v.name, req.id, [o.name for o in v.outputs], res.outputs, req)
+
+    def example(self, name: str) -> Path:
+        if name not in self.examples:
+            raise RequestError(404, f"no example photo '{name}'", expected=sorted(self.examples))
+        return self.examples[name]
+
+    async def classify(self, request: Request, name: str, version: str | None, top_k: int | None,
+                       example: str | None) -> dict:
+        model = self.model
+        self.variant(name, version)
+        if model.task != "image_classifier":
+            raise RequestError(409, f"model '{name}' is not an image classifier here: {'; '.join(model.notes)}",
+                               expected="use /v2/models/{name}/infer")
+        k = top_k or self.s.top_k
+        if not 1 <= k <= len(model.labels or ()):
+            raise RequestError(400, f"top_k is {k}", expected=f"1 to {len(model.labels or ())}")
+        if example is not None:
+            data, where = self.example(example).read_bytes(), f"example '{example}'"
+        else:
+            data, where = await _upload(request, self.body_of)
+        img = cls.decode(data, where)
+        names = [version] if version else list(model.variants)
+        ref_name = model.default_variant
+        results, probs = [], {}
+        for vn in ([ref_name] if ref_name not in names else []) + names:
+            v = model.variants[vn]
+            x = cls.to_input(img, v.prep, v.inputs[0].dtype, v.prep.input in v.quant)
+            t0 = time.perf_counter()
+            res = await self.run(v, {v.inputs[0].name: x})
+            total = time.perf_counter() - t0
+            p, how = cls.scores(v, res.outputs[0])
+            probs[vn] = p
+            if vn in names:
+                results.append({"version": vn, "top": cls.top(model, p, k), "scores": how,
+                                "latency_ms": {"model": res.seconds * 1e3, "round_trip": total * 1e3}})
+        for r in results:
+            r["agreement_with"] = ref_name
+            r["agreement"] = cls.agreement(probs[r["version"]], probs[ref_name], k)
+        return {"model_name": model.name, "image": {"source": where, "width": img.width, "height": img.height},
+                "reference": ref_name, "results": results}
+
+
+def create_app(model: ServedModel, pools: Pools, settings: Settings | None = None) -> FastAPI:
+    svc = Service(model, pools, settings or Settings())
+    # No /docs or /redoc: their pages load scripts from a CDN, and this server must work offline.
+    app = FastAPI(title="edgec serve", version=__version__, docs_url=None, redoc_url=None,
+                  description=f"Open Inference Protocol (KServe v2) server for '{model.name}' "
+                              f"({', '.join(model.variants)}), with classify and a page at /.")
+    _error_handlers(app, svc)
+    _v2_routes(app, svc)
+    _edgec_routes(app, svc)
+
+    def openapi():
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            app.openapi_schema = add_schemas(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi
+    # Innermost first: the fast path runs inside the metrics middleware, which counts its requests.
+    app.add_middleware(_fast_infer(app, svc.variant, svc.infer_bytes, svc.bug, svc.s.max_body))
+    app.add_middleware(svc.metrics.middleware)
+    return app
+
+
+def _error_handlers(app: FastAPI, svc: Service) -> None:
+    """Errors: all JSON, all named."""
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError):
         return JSONResponse(exc.body(), status_code=exc.status)
@@ -79,13 +163,9 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
         return JSONResponse({"error": msg, "expected": "see /openapi.json for the endpoints"},
                             status_code=exc.status_code)
 
-    def bug(exc: Exception) -> dict:  # a bug: still one JSON line, and counted
-        metrics.errors.labels(kind="internal").inc()
-        return {"error": f"internal error ({type(exc).__name__}: {exc}); please report it", "expected": None}
-
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception):
-        return JSONResponse(bug(exc), status_code=500)
+        return JSONResponse(svc.bug(exc), status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
@@ -95,7 +175,11 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}", "expected": "see /openapi.json"},
                             status_code=400)
 
-    # -- health and metadata -----------------------------------------------------------------------
+
+def _v2_routes(app: FastAPI, svc: Service) -> None:
+    """The Open Inference Protocol: health, metadata, readiness, infer."""
+    model, variant = svc.model, svc.variant
+
     @app.get("/v2", tags=["v2"], summary="Server metadata")
     async def server_metadata():
         return {"name": "edgec", "version": __version__, "extensions": EXTENSIONS}
@@ -106,7 +190,7 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
 
     @app.get("/v2/health/ready", tags=["v2"], summary="Readiness: every variant has a loaded worker")
     async def ready():
-        if not pools.ready():
+        if not svc.pools.ready():
             raise RequestError(400, "not ready: a variant's worker is (re)loading", expected="retry shortly")
         return {"ready": True}
 
@@ -120,27 +204,15 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
 
     @app.get("/v2/models/{name}/ready", tags=["v2"], summary="Model readiness")
     async def model_ready(name: str):
-        return _ready(variant(name, None))
+        return svc.ready(variant(name, None))
 
     @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"], summary="Variant readiness")
     async def version_ready(name: str, version: str):
-        return _ready(variant(name, version))
-
-    def _ready(v: Variant):
-        if not pools.pools[v.name].serving:
-            raise RequestError(400, f"version '{v.name}' is not ready: its worker is (re)loading",
-                               expected="retry shortly")
-        return {"name": model.name, "version": v.name, "ready": True}
-
-    # -- inference -----------------------------------------------------------------------------------
-    async def infer_bytes(v: Variant, body: bytes, header: str | None) -> tuple[bytes, dict[str, str]]:
-        req = parse_infer(body, header, v.inputs, [o.name for o in v.outputs])
-        res = await run(v, req.inputs)
-        return encode_response(model.name, v.name, req.id, [o.name for o in v.outputs], res.outputs, req)
+        return svc.ready(variant(name, version))
 
     async def infer(request: Request, name: str, version: str | None):
         v = variant(name, version)
-        data, headers = await infer_bytes(v, await body_of(request), request.headers.get(HEADER))
+        data, headers = await svc.infer_bytes(v, await svc.body_of(request), request.headers.get(HEADER))
         return Response(data, headers=headers)
 
     @app.post("/v2/models/{name}/infer", tags=["v2"], summary="Infer on the default version",
@@ -153,56 +225,23 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
     async def infer_version(request: Request, name: str, version: str):
         return await infer(request, name, version)
 
-    # -- classify (beyond the protocol) --------------------------------------------------------------
-    async def classify(request: Request, name: str, version: str | None, top_k: int | None,
-                       example: str | None):
-        variant(name, version)
-        if model.task != "image_classifier":
-            raise RequestError(409, f"model '{name}' is not an image classifier here: {'; '.join(model.notes)}",
-                               expected="use /v2/models/{name}/infer")
-        k = top_k or s.top_k
-        if not 1 <= k <= len(model.labels or ()):
-            raise RequestError(400, f"top_k is {k}", expected=f"1 to {len(model.labels or ())}")
-        if example is not None:
-            if example not in examples:
-                raise RequestError(404, f"no example photo '{example}'", expected=sorted(examples))
-            data, where = examples[example].read_bytes(), f"example '{example}'"
-        else:
-            data, where = await _upload(request, body_of)
-        img = cls.decode(data, where)
-        names = [version] if version else list(model.variants)
-        ref_name = model.default_variant
-        results, probs = [], {}
-        for vn in ([ref_name] if ref_name not in names else []) + names:
-            v = model.variants[vn]
-            x = cls.to_input(img, v.prep, v.inputs[0].dtype, v.prep.input in v.quant)
-            t0 = time.perf_counter()
-            res = await run(v, {v.inputs[0].name: x})
-            total = time.perf_counter() - t0
-            p, how = cls.scores(v, res.outputs[0])
-            probs[vn] = p
-            if vn in names:
-                results.append({"version": vn, "top": cls.top(model, p, k), "scores": how,
-                                "latency_ms": {"model": res.seconds * 1e3, "round_trip": total * 1e3}})
-        for r in results:
-            r["agreement_with"] = ref_name
-            r["agreement"] = cls.agreement(probs[r["version"]], probs[ref_name], k)
-        return {"model_name": model.name, "image": {"source": where, "width": img.width, "height": img.height},
-                "reference": ref_name, "results": results}
+
+def _edgec_routes(app: FastAPI, svc: Service) -> None:
+    """Beyond the protocol: classify, the page and its data, workers, metrics."""
+    model, pools = svc.model, svc.pools
 
     @app.post("/v2/models/{name}/classify", tags=["edgec"],
               summary="Top-k labels of an image for every variant (multipart 'file', a raw image body, "
                       "or ?example=NAME)")
     async def classify_all(request: Request, name: str, top_k: int | None = None, example: str | None = None):
-        return await classify(request, name, None, top_k, example)
+        return await svc.classify(request, name, None, top_k, example)
 
     @app.post("/v2/models/{name}/versions/{version}/classify", tags=["edgec"],
               summary="Top-k labels of an image for one variant")
     async def classify_one(request: Request, name: str, version: str, top_k: int | None = None,
                            example: str | None = None):
-        return await classify(request, name, version, top_k, example)
+        return await svc.classify(request, name, version, top_k, example)
 
-    # -- the page and its data -----------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
     async def page():
         return FileResponse(str(PAGE.joinpath("index.html")), media_type="text/html")
@@ -218,7 +257,7 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
     async def info():
         return {"name": model.name, "kind": model.kind, "source": model.source, "task": model.task,
                 "default_version": model.default_variant, "labels": len(model.labels or ()),
-                "notes": model.notes, "examples": sorted(examples),
+                "notes": model.notes, "examples": sorted(svc.examples),
                 "versions": [{"name": v.name, "file": Path(v.path).name,
                               "inputs": [tensor_metadata(t, v.quant) for t in v.inputs],
                               "outputs": [tensor_metadata(t, v.quant) for t in v.outputs],
@@ -226,9 +265,7 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
 
     @app.get("/edgec/examples/{example}", tags=["edgec"], summary="An example photo (scikit-image)")
     async def example_photo(example: str):
-        if example not in examples:
-            raise RequestError(404, f"no example photo '{example}'", expected=sorted(examples))
-        p = examples[example]
+        p = svc.example(example)
         return FileResponse(str(p), media_type="image/jpeg" if p.suffix == ".jpg" else "image/png")
 
     @app.get("/edgec/workers", tags=["edgec"], summary="Worker processes per variant (pids) and restarts")
@@ -239,23 +276,8 @@ def create_app(model: ServedModel, pools: Pools, settings: Settings | None = Non
 
     @app.get("/metrics", tags=["edgec"], summary="Prometheus metrics")
     async def prometheus():
-        data, ctype = metrics.render()
+        data, ctype = svc.metrics.render()
         return Response(data, media_type=ctype)
-
-    def openapi():
-        if app.openapi_schema is None:
-            from fastapi.openapi.utils import get_openapi
-
-            schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes)
-            app.openapi_schema = add_schemas(schema)
-        return app.openapi_schema
-
-    app.openapi = openapi
-    # Innermost first: the fast path runs inside the metrics middleware, which counts its requests.
-    app.add_middleware(_fast_infer(app, variant, infer_bytes, bug, s.max_body))
-    app.add_middleware(metrics.middleware)
-    return app
 
 
 async def read_body(length: str | None, receive, max_body: int) -> bytes:
