@@ -119,59 +119,8 @@ def parse_infer(body: bytes, header_length: str | None, specs: list[TensorSpec],
     feed: dict[str, np.ndarray] = {}
     offset = 0
     for i, t in enumerate(raw):
-        where = f"inputs[{i}]"
-        if not isinstance(t, dict):
-            raise RequestError(400, f"{where} is a JSON {type(t).__name__}", expected="an object with name, shape, "
-                               "datatype and data")
-        name = t.get("name")
-        if not isinstance(name, str):
-            raise RequestError(400, f"{where} has no 'name'", expected=sorted(by_name))
-        where = f"input '{name}'"
-        if name not in by_name:
-            raise RequestError(400, f"{where} is not an input of this model", expected=want)
-        if name in feed:
-            raise RequestError(400, f"{where} is given twice", expected=want)
-        spec = by_name[name]
-        shape = t.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                  for d in shape):
-            raise RequestError(400, f"{where}: 'shape' is {json.dumps(shape)[:60]}",
-                               expected=f"a list of non-negative integers, here {list(tensor_metadata(spec)['shape'])}")
-        dt = t.get("datatype")
-        if dt not in DATATYPES:
-            hint = " (BYTES tensors have no TFLite input here)" if dt == "BYTES" else ""
-            raise RequestError(400, f"{where}: datatype {json.dumps(dt)} is not a v2 datatype this server takes{hint}",
-                               expected=v2_datatype(spec.dtype))
-        if DATATYPES[dt] != spec.dtype:
-            raise RequestError(400, f"{where} has datatype {dt}", expected=v2_datatype(spec.dtype))
-        model_shape = [d for d in spec.shape]
-        if len(shape) != len(model_shape) or any(m is not None and m != s for m, s in zip(model_shape, shape)):
-            raise RequestError(400, f"{where} has shape {shape}", expected=tensor_metadata(spec)["shape"])
-        tparams = _params(t, where)
-        size = tparams.get("binary_data_size")
-        n = _num_elements(shape)
-        dtype = np.dtype(spec.dtype)
-        if size is not None:
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise RequestError(400, f"{where}: binary_data_size is {json.dumps(size)}",
-                                   expected=f"the tensor's byte length, {n * dtype.itemsize}")
-            if "data" in t:
-                raise RequestError(400, f"{where} has both 'data' and binary_data_size", expected="one of them")
-            if size != n * dtype.itemsize:
-                raise RequestError(400, f"{where}: binary_data_size is {size} bytes, but shape {shape} of {dt} "
-                                   f"is {n * dtype.itemsize} bytes", expected=n * dtype.itemsize)
-            if offset + size > len(binary):
-                raise RequestError(400, f"{where}: the binary part after the JSON header has {len(binary) - offset} "
-                                   f"bytes left, {size} needed", expected=f"{HEADER} = the JSON length, then "
-                                   "each binary input's bytes in order")
-            arr = np.frombuffer(binary, dtype=dtype.newbyteorder("<"), count=n, offset=offset).reshape(shape)
-            offset += size
-            feed[name] = arr.astype(dtype, copy=False)
-        else:
-            if "data" not in t:
-                raise RequestError(400, f"{where} has no 'data' (and no binary_data_size)",
-                                   expected=f"{n} values of {dt}, row-major")
-            feed[name] = _json_tensor(t["data"], shape, dtype, n, where, dt)
+        name, arr, offset = _one_input(i, t, by_name, feed, want, binary, offset)
+        feed[name] = arr
     if offset != len(binary):
         raise RequestError(400, f"the body has {len(binary) - offset} bytes after the last binary input",
                            expected="the binary tensors' sizes to add up to the bytes after the JSON header")
@@ -183,6 +132,63 @@ def parse_infer(body: bytes, header_length: str | None, specs: list[TensorSpec],
     if not isinstance(binary_all, bool):
         raise RequestError(400, "parameters.binary_data_output is not a boolean", expected="true or false")
     return InferRequest(rid, feed, outputs, binary_outputs, binary_all)
+
+
+def _one_input(i: int, t, by_name: dict[str, TensorSpec], seen: dict, want: list, binary: bytes,
+               offset: int) -> tuple[str, np.ndarray, int]:
+    """``inputs[i]`` checked against the model's input of its name: (name, array, the offset after its
+    binary bytes)."""
+    where = f"inputs[{i}]"
+    if not isinstance(t, dict):
+        raise RequestError(400, f"{where} is a JSON {type(t).__name__}", expected="an object with name, shape, "
+                           "datatype and data")
+    name = t.get("name")
+    if not isinstance(name, str):
+        raise RequestError(400, f"{where} has no 'name'", expected=sorted(by_name))
+    where = f"input '{name}'"
+    if name not in by_name:
+        raise RequestError(400, f"{where} is not an input of this model", expected=want)
+    if name in seen:
+        raise RequestError(400, f"{where} is given twice", expected=want)
+    spec = by_name[name]
+    shape = t.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                              for d in shape):
+        raise RequestError(400, f"{where}: 'shape' is {json.dumps(shape)[:60]}",
+                           expected=f"a list of non-negative integers, here {list(tensor_metadata(spec)['shape'])}")
+    dt = t.get("datatype")
+    if dt not in DATATYPES:
+        hint = " (BYTES tensors have no TFLite input here)" if dt == "BYTES" else ""
+        raise RequestError(400, f"{where}: datatype {json.dumps(dt)} is not a v2 datatype this server takes{hint}",
+                           expected=v2_datatype(spec.dtype))
+    if DATATYPES[dt] != spec.dtype:
+        raise RequestError(400, f"{where} has datatype {dt}", expected=v2_datatype(spec.dtype))
+    model_shape = [d for d in spec.shape]
+    if len(shape) != len(model_shape) or any(m is not None and m != s for m, s in zip(model_shape, shape)):
+        raise RequestError(400, f"{where} has shape {shape}", expected=tensor_metadata(spec)["shape"])
+    tparams = _params(t, where)
+    size = tparams.get("binary_data_size")
+    n = _num_elements(shape)
+    dtype = np.dtype(spec.dtype)
+    if size is not None:
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise RequestError(400, f"{where}: binary_data_size is {json.dumps(size)}",
+                               expected=f"the tensor's byte length, {n * dtype.itemsize}")
+        if "data" in t:
+            raise RequestError(400, f"{where} has both 'data' and binary_data_size", expected="one of them")
+        if size != n * dtype.itemsize:
+            raise RequestError(400, f"{where}: binary_data_size is {size} bytes, but shape {shape} of {dt} "
+                               f"is {n * dtype.itemsize} bytes", expected=n * dtype.itemsize)
+        if offset + size > len(binary):
+            raise RequestError(400, f"{where}: the binary part after the JSON header has {len(binary) - offset} "
+                               f"bytes left, {size} needed", expected=f"{HEADER} = the JSON length, then "
+                               "each binary input's bytes in order")
+        arr = np.frombuffer(binary, dtype=dtype.newbyteorder("<"), count=n, offset=offset).reshape(shape)
+        return name, arr.astype(dtype, copy=False), offset + size
+    if "data" not in t:
+        raise RequestError(400, f"{where} has no 'data' (and no binary_data_size)",
+                           expected=f"{n} values of {dt}, row-major")
+    return name, _json_tensor(t["data"], shape, dtype, n, where, dt), offset
 
 
 def _params(obj: dict, where: str) -> dict:
