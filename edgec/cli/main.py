@@ -23,6 +23,52 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
+    _add_build_parser(sub, common)
+
+    i = sub.add_parser("inspect", parents=[common], help="show a model's inputs, outputs, ops and parameters")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--trust-pickle", action="store_true")
+
+    t = sub.add_parser("targets", parents=[common], help="list target profiles, or show one")
+    t.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    t.add_argument("name", nargs="?", help="profile name or file (for show)")
+    t.add_argument("--json", action="store_true")
+    t.add_argument("--config", help="(show) a config file whose settings override the profile's")
+    t.add_argument("--threads", type=int, help="(show) threads, overriding config and profile")
+    t.add_argument("--variants", help="(show) comma-separated variants, overriding config and profile")
+
+    r = sub.add_parser("report", parents=[common], help="regenerate report.md/report.html of a build, or "
+                       "compare two builds")
+    r.add_argument("builds", nargs="+", metavar="OUT", help="one build directory, or two to compare (A B)")
+    r.add_argument("-o", "--out", help="where a comparison goes (default: the second build's directory)")
+    r.add_argument("--tensorboard", metavar="DIR", help="also export the numbers as TensorBoard event files")
+
+    from edgec.cli.bench_cmd import add_parsers
+    from edgec.cli.bundle_cmd import add_parsers as add_bundle_parsers
+    from edgec.cli.parity_cmd import add_parsers as add_parity_parsers
+
+    add_parsers(sub, common, EPILOG)
+    add_bundle_parsers(sub, common, EPILOG)
+    add_parity_parsers(sub, common, EPILOG)
+    from edgec.cli.serve_cmd import add_parsers as add_serve_parsers
+
+    add_serve_parsers(sub, common, EPILOG)
+
+    from edgec.cli.matrix_cmd import add_parsers as add_matrix_parsers
+
+    add_matrix_parsers(sub, common, EPILOG)  # edgec matrix ..., edgec cache verify
+    from edgec.cli.doctor_cmd import add_parser as add_doctor_parser
+
+    add_doctor_parser(sub, common, EPILOG)
+    d = sub.add_parser("demo", parents=[common], help="build the built-in real example: pretrained EfficientNet-Lite0 for rpi4")
+    d.add_argument("-o", "--out", default="edgec-demo")
+    d.add_argument("--target", default="rpi4")
+    d.add_argument("--cache-dir")
+    return p
+
+
+def _add_build_parser(sub, common) -> None:
     b = sub.add_parser("build", parents=[common], help="convert a model for a target (PyTorch/ONNX/TF/Keras -> TFLite)",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("model", nargs="?", help="model file: .pt (TorchScript), .pt2 (torch.export), .onnx, "
@@ -54,55 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--compare-routes", action="store_true", help="build every feasible route (each converter "
                    "family), compare parity, speed here, size, ops and delegate coverage, and keep the fastest "
                    "within the target's fp32 parity budget")
-    from edgec.cli.parity_cmd import add_build_arguments, add_parsers as add_parity_parsers
+    from edgec.cli.parity_cmd import add_build_arguments
 
     add_build_arguments(b)  # calibration, validation, budgets, image preprocessing
-    from edgec.cli.bundle_cmd import add_build_arguments as add_bundle_arguments, add_parsers as add_bundle_parsers
+    from edgec.cli.bundle_cmd import add_build_arguments as add_bundle_arguments
 
     add_bundle_arguments(b)  # --labels, --name, ..., --bundle/--no-bundle
     from edgec.cli.device_args import add_device_arguments
 
     add_device_arguments(b, build=True)  # --device ssh://... | adb://..., --parity-on-device
-
-    i = sub.add_parser("inspect", parents=[common], help="show a model's inputs, outputs, ops and parameters")
-    i.add_argument("model")
-    i.add_argument("--json", action="store_true")
-    i.add_argument("--trust-pickle", action="store_true")
-
-    t = sub.add_parser("targets", parents=[common], help="list target profiles, or show one")
-    t.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    t.add_argument("name", nargs="?", help="profile name or file (for show)")
-    t.add_argument("--json", action="store_true")
-    t.add_argument("--config", help="(show) a config file whose settings override the profile's")
-    t.add_argument("--threads", type=int, help="(show) threads, overriding config and profile")
-    t.add_argument("--variants", help="(show) comma-separated variants, overriding config and profile")
-
-    r = sub.add_parser("report", parents=[common], help="regenerate report.md/report.html of a build, or "
-                       "compare two builds")
-    r.add_argument("builds", nargs="+", metavar="OUT", help="one build directory, or two to compare (A B)")
-    r.add_argument("-o", "--out", help="where a comparison goes (default: the second build's directory)")
-    r.add_argument("--tensorboard", metavar="DIR", help="also export the numbers as TensorBoard event files")
-
-    from edgec.cli.bench_cmd import add_parsers
-
-    add_parsers(sub, common, EPILOG)
-    add_bundle_parsers(sub, common, EPILOG)
-    add_parity_parsers(sub, common, EPILOG)
-    from edgec.cli.serve_cmd import add_parsers as add_serve_parsers
-
-    add_serve_parsers(sub, common, EPILOG)
-
-    from edgec.cli.matrix_cmd import add_parsers as add_matrix_parsers
-
-    add_matrix_parsers(sub, common, EPILOG)  # edgec matrix ..., edgec cache verify
-    from edgec.cli.doctor_cmd import add_parser as add_doctor_parser
-
-    add_doctor_parser(sub, common, EPILOG)
-    d = sub.add_parser("demo", parents=[common], help="build the built-in real example: pretrained EfficientNet-Lite0 for rpi4")
-    d.add_argument("-o", "--out", default="edgec-demo")
-    d.add_argument("--target", default="rpi4")
-    d.add_argument("--cache-dir")
-    return p
 
 
 def _build_config(args):
