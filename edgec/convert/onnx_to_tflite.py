@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 from edgec.errors import ConversionError, UnsupportedOpsError
-from edgec.formats import Format
+from edgec.formats import Format, digest
 from edgec.formats.tflite import read_tflite
 from edgec.convert import Converter, StepContext, register
 from edgec.convert._onnx2tf import run_onnx2tf
@@ -37,10 +37,7 @@ _lock = threading.Lock()
 
 
 def _run_key(ctx: StepContext) -> str:
-    h = hashlib.sha256()
-    with open(ctx.input, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    h = hashlib.sha256(digest(ctx.input).encode())
     rest = {k: v for k, v in ctx.settings.items() if k != "variant"}
     h.update(json.dumps([rest, [repr(t) for t in ctx.inputs]], sort_keys=True, default=repr).encode())
     return h.hexdigest()
